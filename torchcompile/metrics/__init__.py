@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``tc.metrics``: Keras 3's metrics as stateful accumulators on the model's device.
+
+Owns: the table of string identifiers (Keras' spellings, exactly as
+``keras.metrics.get`` accepts them, plus class names) and ``get()``. Not: resolving
+``"accuracy"``/``"crossentropy"`` by the shapes of the data (the engine's compile_utils).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torchcompile.engine.registry import Registry
+from torchcompile.metrics.accuracy import (
+    Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy, accuracy, binary_accuracy,
+    categorical_accuracy, sparse_categorical_accuracy, sparse_top_k_categorical_accuracy,
+    top_k_categorical_accuracy,
+)
+from torchcompile.metrics.metric import (
+    ForeignMetric, Mean, MeanMetricWrapper, Metric, Sum, to_snake_case,
+)
+from torchcompile.metrics.regression import MeanAbsoluteError, MeanSquaredError
+
+__all__ = [
+    "Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric", "get",
+    "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
+    "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
+    "MeanSquaredError", "MeanAbsoluteError",
+    "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy",
+]
+
+# Keras' ALL_OBJECTS_DICT: every class under its name and its snake_case name, plus
+# Keras' short aliases. Ids are case-sensitive, as in Keras ("MSE" and "mse" both exist).
+_CLASSES = [
+    Mean, Sum,
+    Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+    MeanSquaredError, MeanAbsoluteError,
+]
+_ALIASES = {
+    "mse": MeanSquaredError, "MSE": MeanSquaredError,
+    "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+}
+METRICS = Registry(
+    "metric",
+    {**{cls.__name__: cls for cls in _CLASSES},
+     **{to_snake_case(cls.__name__): cls for cls in _CLASSES},
+     **_ALIASES},
+    case_sensitive=True,
+)
+
+
+def _is_foreign(obj: Any) -> bool:
+    return all(callable(getattr(obj, m, None)) for m in ("update", "compute", "reset"))
+
+
+def get(identifier: Any) -> Metric | None:
+    """Resolve ``identifier`` to a ``Metric``, as ``keras.metrics.get`` does.
+
+    Args:
+        identifier: ``None``; a ``Metric`` instance (returned as is) or subclass
+            (instantiated); a string id or class name (``"mse"``, ``"BinaryAccuracy"``);
+            a ``{"class_name": ..., "config": ...}`` dict; an object with torchmetrics'
+            ``update``/``compute``/``reset`` (wrapped in ``ForeignMetric``); or a function
+            ``fn(y_true, y_pred)`` (averaged over samples, named ``fn.__name__``).
+
+    Returns:
+        A ``Metric``, or ``None`` for ``None``.
+
+    Example:
+        >>> get("mse").name
+        'mean_squared_error'
+    """
+    if identifier is None:
+        return None
+    if isinstance(identifier, Metric):
+        return identifier
+    if inspect.isclass(identifier) and issubclass(identifier, Metric):
+        return identifier()
+    if isinstance(identifier, str):
+        return METRICS.lookup(identifier)()
+    if isinstance(identifier, dict) and {"class_name", "config"} <= identifier.keys():
+        return METRICS.lookup(identifier["class_name"]).from_config(dict(identifier["config"]))
+    if inspect.isclass(identifier) and _is_foreign(identifier):
+        return ForeignMetric(identifier())
+    if _is_foreign(identifier):
+        return ForeignMetric(identifier)
+    if callable(identifier) and not inspect.isclass(identifier):
+        return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
+    raise TypeError("A metric must be a string id, a tc.metrics.Metric, a {'class_name', 'config'} "
+                    "dict, an object with torchmetrics' update/compute/reset, or a function "
+                    f"fn(y_true, y_pred); got a {type(identifier).__name__}. "
+                    f"Received: identifier={identifier!r}")
