@@ -1,0 +1,256 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Loss base class. Owns: input conversion, Keras 3's reductions, sample weights and the
+``ignore_class`` mask, and ``LossFunctionWrapper`` (a per-sample function as a Loss).
+
+Not: the arithmetic (``functions.py``), the torch ``nn`` adapter (``torch_loss.py``), or the
+classes with Keras' defaults (``classes.py``).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import torch
+
+from torchcompile.losses import functions, probabilistic
+from torchcompile.losses.checks import keras_squeeze_or_expand
+
+__all__ = ["Loss", "LossFunctionWrapper", "reduce_weighted_values", "standardize_reduction"]
+
+REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean", "mean_with_sample_weight")
+
+# Functions that take probabilities unless from_logits=True: the class to suggest and the layer
+# that turns logits into probabilities.
+_PROBABILITY_FUNCTIONS = {
+    probabilistic.binary_crossentropy: ("BinaryCrossentropy", "nn.Sigmoid()"),
+    probabilistic.binary_focal_crossentropy: ("BinaryFocalCrossentropy", "nn.Sigmoid()"),
+    probabilistic.categorical_crossentropy: ("CategoricalCrossentropy", "nn.Softmax(dim=-1)"),
+    probabilistic.categorical_focal_crossentropy: ("CategoricalFocalCrossentropy", "nn.Softmax(dim=-1)"),
+    probabilistic.sparse_categorical_crossentropy: ("SparseCategoricalCrossentropy", "nn.Softmax(dim=-1)"),
+}
+
+
+def to_snake_case(name: str) -> str:
+    """``"MeanSquaredError"`` → ``"mean_squared_error"``, ``"MSELoss"`` → ``"mse_loss"``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def standardize_reduction(reduction: str | None) -> str | None:
+    """Return ``reduction`` if Keras 3 knows it, else raise a ValueError listing the choices."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Unknown loss reduction {reduction!r}. Use one of {REDUCTIONS}. "
+                         f"Received: reduction={reduction!r}")
+    return reduction
+
+
+def _standardize_dtype(dtype: Any) -> torch.dtype:
+    if dtype is None:
+        return torch.float32  # keras.backend.floatx()
+    if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
+        dtype = getattr(torch, dtype)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"A loss computes in a floating dtype such as torch.float32 or 'float64'. "
+                         f"Received: dtype={dtype!r}")
+    return dtype
+
+
+def _to_tensor(x: Any, dtype: torch.dtype, device: torch.device | None = None,
+               keep_integers: bool = False) -> torch.Tensor:
+    """A tensor on ``device``; floats (and, unless ``keep_integers``, everything) in ``dtype``."""
+    x = torch.as_tensor(x, device=device)
+    if x.is_floating_point() or not keep_integers or x.dtype == torch.bool:
+        x = x.to(dtype)
+    return x
+
+
+class Loss:
+    """Base class of losses: ``loss(y_true, y_pred, sample_weight=None)`` → a reduced tensor.
+
+    Subclasses implement ``call(y_true, y_pred)``, returning per-sample values; ``__call__``
+    converts the inputs (floats to ``dtype``, on y_pred's device), applies ``sample_weight``
+    and reduces, as Keras 3 does.
+
+    Args:
+        reduction: ``"sum_over_batch_size"`` (the mean over every value), ``"sum"``,
+            ``"mean_with_sample_weight"`` (the sum divided by the sum of the sample weights),
+            ``"mean"`` (as ``"sum_over_batch_size"``), or ``"none"``/``None`` (no reduction).
+        name: the name shown in logs; defaults to the snake_case class name.
+        dtype: the dtype the loss computes in; defaults to float32, as Keras' floatx.
+
+    Example:
+        >>> MeanSquaredError()([0.0, 1.0], [1.0, 1.0])
+        tensor(0.5000)
+    """
+
+    expects_probabilities: bool = False  # a logits check applies (checks.check_probabilities)
+    sparse_labels: bool = False          # y_true holds class indices (checks.check_sparse_labels)
+    ignore_class: int | None = None      # a label excluded from the loss, for sparse losses
+    class_axis: int = -1                 # the axis of y_pred that holds the classes
+
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 dtype: Any = None):
+        self.name = name or to_snake_case(type(self).__name__)
+        self.reduction = standardize_reduction(reduction)
+        self.dtype = _standardize_dtype(dtype)
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
+        y_pred = _to_tensor(y_pred, self.dtype)
+        y_true = _to_tensor(y_true, self.dtype, y_pred.device, keep_integers=self.sparse_labels)
+        values = self.call(y_true, y_pred)
+        mask = self.compute_mask(y_true, y_pred)
+        return reduce_weighted_values(values, sample_weight, mask, self.reduction)
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss values. Subclasses implement this."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred).")
+
+    def compute_mask(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor | None:
+        """Which per-sample values count (Keras' mask), or None for all of them."""
+        return None
+
+    @property
+    def display_name(self) -> str:
+        """How error messages name this loss."""
+        return type(self).__name__
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if not callable(v))
+        return f"{type(self).__name__}({args})"
+
+
+class LossFunctionWrapper(Loss):
+    """A per-sample function ``fn(y_true, y_pred, **kwargs)`` as a ``Loss``.
+
+    Args:
+        fn: the function, in Keras' argument order.
+        **kwargs: passed to ``fn`` on every call (``from_logits``, ``delta``, ...).
+
+    Also takes the arguments of ``Loss``; ``name`` defaults to the function's name.
+    """
+
+    def __init__(self, fn: Callable[..., torch.Tensor], reduction: str | None = "sum_over_batch_size",
+                 name: str | None = None, dtype: Any = None, **kwargs: Any):
+        super().__init__(reduction=reduction, name=name or _function_name(fn), dtype=dtype)
+        self.fn = fn
+        self._fn_kwargs = kwargs
+        self.sparse_labels = fn is probabilistic.sparse_categorical_crossentropy
+        self.ignore_class = kwargs.get("ignore_class") if self.sparse_labels else None
+        self.class_axis = kwargs.get("axis", -1)
+        self.expects_probabilities = fn in _PROBABILITY_FUNCTIONS and not kwargs.get("from_logits", False)
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        if not _is_builtin(self.fn):
+            # A user's function gets Keras' lenient rule; ours apply the strict one themselves.
+            y_true, y_pred = keras_squeeze_or_expand(y_true, y_pred)
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def compute_mask(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor | None:
+        if self.ignore_class is None:
+            return None
+        return probabilistic.sparse_valid_mask(y_true, y_pred, self.ignore_class, self.class_axis)
+
+    @property
+    def display_name(self) -> str:
+        return self.name if type(self) is LossFunctionWrapper else type(self).__name__
+
+    @property
+    def logits_fix(self) -> str:
+        """The change that makes this loss accept logits, for the logits check's message."""
+        cls_name = _PROBABILITY_FUNCTIONS.get(self.fn, (type(self).__name__,))[0]
+        return f"tc.losses.{cls_name}(from_logits=True)"
+
+    @property
+    def probability_layer(self) -> str:
+        return _PROBABILITY_FUNCTIONS.get(self.fn, ("", "nn.Sigmoid()"))[1]
+
+    def get_config(self) -> dict[str, Any]:
+        fn = self.fn.__name__ if _is_builtin(self.fn) else self.fn
+        return {**super().get_config(), "fn": fn, **self._fn_kwargs}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LossFunctionWrapper:
+        config = dict(config)
+        if isinstance(config.get("fn"), str):
+            config["fn"] = getattr(functions, config["fn"])
+        return cls(**config)
+
+
+def _is_builtin(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is one of this package's per-sample functions."""
+    return getattr(functions, getattr(fn, "__name__", ""), None) is fn
+
+
+def _function_name(fn: Callable[..., Any]) -> str:
+    """The function's name; ``"lambda"`` for a lambda; the snake_case class name for objects."""
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", None)
+    if name is None:
+        return to_snake_case(type(fn).__name__)
+    return name if name.isidentifier() else "lambda"
+
+
+def _match_weights(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keras' squeeze-or-expand; then per-sample weights of shape (N,) spread over (N, T, ...)."""
+    values, weights = keras_squeeze_or_expand(values, weights)
+    if 0 < weights.dim() < values.dim() and weights.shape == values.shape[: weights.dim()]:
+        weights = weights.reshape(weights.shape + (1,) * (values.dim() - weights.dim()))
+    if values.dim() > 0 and torch.broadcast_shapes(values.shape, weights.shape) != values.shape:
+        raise ValueError(
+            f"sample_weight of shape {tuple(weights.shape)} does not fit the per-sample losses of "
+            f"shape {tuple(values.shape)}: give one weight per sample. "
+            f"Received: sample_weight.shape={tuple(weights.shape)}")
+    return values, weights
+
+
+def _apply_mask(weights: torch.Tensor | None, mask: torch.Tensor | None, dtype: torch.dtype,
+                reduction: str | None) -> torch.Tensor | None:
+    """Merge Keras' mask into the sample weights; a mean then counts only the valid entries."""
+    if mask is None:
+        return weights
+    if reduction in ("mean", "sum_over_batch_size"):
+        valid = torch.sum(mask.to(dtype))
+        scale = torch.where(valid == 0, 0.0, mask.numel() / valid)  # divide_no_nan
+        float_mask = torch.where(mask, scale, 0.0).to(dtype)
+    else:
+        float_mask = mask.to(dtype)
+    if weights is None:
+        return float_mask
+    float_mask, weights = keras_squeeze_or_expand(float_mask, weights)
+    return weights * float_mask
+
+
+def reduce_weighted_values(values: torch.Tensor, sample_weight: Any = None, mask: Any = None,
+                           reduction: str | None = "sum_over_batch_size") -> torch.Tensor:
+    """Weight, mask and reduce per-sample loss values, as Keras 3's ``reduce_weighted_values``.
+
+    Args:
+        values: per-sample losses.
+        sample_weight: weights broadcastable to ``values`` after Keras' squeeze-or-expand rule.
+        mask: booleans, True where a value counts (from ``ignore_class``).
+        reduction: one of ``REDUCTIONS``.
+    """
+    reduction = standardize_reduction(reduction)
+    weights = None
+    if sample_weight is not None:
+        weights = torch.as_tensor(sample_weight, device=values.device).to(values.dtype)
+    weights = _apply_mask(weights, mask, values.dtype, reduction)
+    if weights is not None:
+        values, weights = _match_weights(values, weights)
+        values = values * weights
+    if reduction is None or reduction == "none" or values.dim() == 0:
+        return values
+    loss = torch.sum(values)
+    if reduction == "sum":
+        return loss
+    if reduction == "mean_with_sample_weight" and weights is not None:
+        divisor = torch.sum(weights)
+        safe = torch.where(divisor == 0, torch.ones_like(divisor), divisor)  # no NaN gradient
+        return torch.where(divisor == 0, torch.zeros_like(loss), loss / safe)  # divide_no_nan
+    return loss / values.numel() if values.numel() else torch.zeros_like(loss)
