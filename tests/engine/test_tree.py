@@ -1,0 +1,16 @@
+from collections import namedtuple
+
+from torchcompile.engine.tree import flatten, map_structure
+
+
+def test_map_structure_keeps_containers():
+    assert map_structure(lambda v: v * 2, {"a": (1, [2, 3])}) == {"a": (2, [4, 6])}
+
+
+def test_map_structure_keeps_namedtuples():
+    Pair = namedtuple("Pair", "x y")
+    assert map_structure(lambda v: v + 1, Pair(1, 2)) == Pair(2, 3)
+
+
+def test_flatten_orders_leaves_depth_first():
+    assert flatten({"a": (1, 2), "b": [3, {"c": 4}]}) == [1, 2, 3, 4]

@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: Apache-2.0
+"""torchcompile: the Keras training workflow for any torch.nn.Module.
+
+    import torchcompile as tc
+    model = tc.Model(module)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=5, validation_split=0.2)
+"""
+from torchcompile import callbacks, losses, metrics, optimizers
+from torchcompile.model import Model, Sequential
+
+__version__ = "0.1.0"
+__all__ = ["Model", "Sequential", "callbacks", "losses", "metrics", "optimizers", "__version__"]

@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: Apache-2.0
+"""History: the per-epoch logs of one `fit`, returned by it (Keras semantics)."""
+from __future__ import annotations
+
+from torchcompile.callbacks.callback import Callback
+
+
+class History(Callback):
+    """Records epoch logs: `history[key]` is a list of Python floats, `epoch` the epoch indices."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list] = {}
+        self.epoch: list[int] = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+        if self.model is not None:
+            self.model.history = self

@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What `compile(loss=, metrics=, loss_weights=, weighted_metrics=)` turns into.
+
+Owns: resolving ids that depend on shapes ("accuracy", "crossentropy"), matching losses
+and metrics to the outputs of multi-output modules, `loss_weights`, the names History
+uses, and the first-batch checks (logits fed to a probability loss, sparse labels out of
+range). Not: the loss or metric arithmetic (losses/, metrics/).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from torchcompile import losses as losses_module
+from torchcompile import metrics as metrics_module
+from torchcompile.losses import checks
+
+
+def is_binary_or_sparse_categorical(y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[bool, bool]:
+    """Keras' shape rule behind "accuracy" and "crossentropy"."""
+    y_t_last = y_true.shape[-1] if y_true.dim() else 1
+    y_p_last = y_pred.shape[-1] if y_pred.dim() else 1
+    is_binary = y_p_last == 1
+    is_sparse = y_true.dim() < y_pred.dim() or (y_t_last == 1 and y_p_last > 1)
+    return is_binary, is_sparse
+
+
+def get_loss(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any:
+    if isinstance(identifier, str) and identifier.lower() in ("crossentropy", "ce"):
+        is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
+        name = ("binary_crossentropy" if is_binary else
+                "sparse_categorical_crossentropy" if is_sparse else "categorical_crossentropy")
+        loss = losses_module.get(name)
+        loss.name = identifier
+        return loss
+    return losses_module.get(identifier)
+
+
+def get_metric(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any:
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
+        cls = (metrics_module.BinaryAccuracy if is_binary else
+               metrics_module.SparseCategoricalAccuracy if is_sparse else metrics_module.CategoricalAccuracy)
+        return cls(name=identifier)
+    if isinstance(identifier, str) and identifier.lower() in ("crossentropy", "ce"):
+        is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
+        cls = (metrics_module.BinaryCrossentropy if is_binary else
+               metrics_module.SparseCategoricalCrossentropy if is_sparse else
+               metrics_module.CategoricalCrossentropy)
+        return cls(name=identifier)
+    metric = metrics_module.get(identifier)
+    if isinstance(identifier, str):
+        metric.name = identifier  # Keras keeps the name the user wrote
+    return metric
+
+
+def output_names(y_pred: Any) -> list[str] | None:
+    """Names of a multi-output module's outputs: dict keys, else output_1, output_2, ..."""
+    if isinstance(y_pred, dict):
+        return list(y_pred)
+    if isinstance(y_pred, (list, tuple)):
+        return [f"output_{i + 1}" for i in range(len(y_pred))]
+    return None
+
+
+def split_outputs(name: str, value: Any, names: list[str] | None) -> list[Any]:
+    """One entry per output: a dict by output name, a list by position, else the same for all."""
+    if names is None:
+        return [value]
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"`{name}` names outputs {unknown} that the module does not return; its outputs "
+                             f"are {names}. Received: {name} keys={sorted(value)}")
+        return [value.get(n) for n in names]
+    if isinstance(value, (list, tuple)) and len(value) == len(names) and (
+            name != "metrics" or all(isinstance(v, (list, tuple, type(None))) for v in value)):
+        return list(value)
+    if isinstance(value, (list, tuple)) and name in ("loss", "loss_weights"):
+        raise ValueError(f"`{name}` has {len(value)} entries but the module returns {len(names)} outputs "
+                         f"{names}. Give one per output, or a dict keyed by output name. "
+                         f"Received: {name}={value!r}")
+    return [value] * len(names)
+
+
+def flatten_targets(name: str, value: Any, names: list[str] | None) -> list[Any]:
+    """Targets (or sample weights) per output, in the order of ``names``."""
+    if names is None or value is None or isinstance(value, torch.Tensor):
+        return [value] * (len(names) if names else 1)
+    if isinstance(value, dict):
+        missing = [n for n in names if n not in value]
+        if missing and name == "y":
+            raise ValueError(f"Targets are missing for outputs {missing}; y must have one entry per output "
+                             f"{names}. Received: y keys={sorted(value)}")
+        return [value.get(n) for n in names]
+    if len(value) != len(names):
+        raise ValueError(f"The module returns {len(names)} outputs {names} but `{name}` has {len(value)} "
+                         f"entries; give one per output. Received: len({name})={len(value)}")
+    return list(value)
+
+
+class CompiledLoss:
+    """The total loss, Σ loss_weight × loss(y_true, y_pred, sample_weight) over outputs."""
+
+    def __init__(self, loss: Any, loss_weights: Any = None):
+        self.loss = loss
+        self.loss_weights = loss_weights
+        self.built = False
+        self.names: list[str] | None = None
+        self.entries: list[tuple[Any, float]] = []
+        self.num_classes: list[int | None] = []
+
+    def build(self, y_true: Any, y_pred: Any) -> None:
+        self.names = output_names(y_pred)
+        preds = flatten_targets("y_pred", y_pred, self.names)
+        trues = flatten_targets("y", y_true, self.names)
+        losses = split_outputs("loss", self.loss, self.names)
+        weights = split_outputs("loss_weights", self.loss_weights, self.names)
+        self.entries = [(None if spec is None else get_loss(spec, y_t, y_p), 1.0 if w is None else float(w))
+                        for spec, w, y_t, y_p in zip(losses, weights, trues, preds)]
+        self.num_classes = [y_p.shape[-1] if y_p.dim() else None for y_p in preds]
+        self.built = True
+
+    def check_first_batch(self, y_true: Any, y_pred: Any) -> None:
+        """Logits fed to a probability loss, and sparse labels; syncs the host, so run it once."""
+        preds = flatten_targets("y_pred", y_pred, self.names)
+        for (loss, _), y_p in zip(self.entries, preds):
+            if loss is not None:
+                checks.check_probabilities(loss, y_p)
+        self.check_labels(y_true)
+
+    def check_labels(self, y_true: Any) -> None:
+        """Sparse labels in range; run on CPU tensors so it never causes a device-side assert."""
+        trues = flatten_targets("y", y_true, self.names)
+        for (loss, _), y_t, classes in zip(self.entries, trues, self.num_classes):
+            if loss is not None and y_t is not None and getattr(loss, "sparse_labels", False):
+                checks.check_sparse_labels(loss, y_t, classes)
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[torch.Tensor, list]:
+        """Return the total and the per-output losses (None where an output has no loss)."""
+        preds = flatten_targets("y_pred", y_pred, self.names)
+        trues = flatten_targets("y", y_true, self.names)
+        weights = flatten_targets("sample_weight", sample_weight, self.names)
+        total, per_output = None, []
+        for (loss, weight), y_t, y_p, sw in zip(self.entries, trues, preds, weights):
+            if loss is None:
+                per_output.append(None)
+                continue
+            value = loss(y_t, y_p, sample_weight=sw)
+            per_output.append(value)
+            total = weight * value if total is None else total + weight * value
+        if total is None:
+            raise ValueError("No output has a loss: give `loss` for at least one output in compile(). "
+                             f"Received: loss={self.loss!r}")
+        return total, per_output
+
+
+class CompiledMetrics:
+    """The compiled metrics of every output, named as Keras names them in History."""
+
+    def __init__(self, metrics: Any = None, weighted_metrics: Any = None):
+        self.metrics = metrics
+        self.weighted_metrics = weighted_metrics
+        self.built = False
+        self.entries: list[tuple[int, Any, bool]] = []  # (output index, metric, weighted)
+
+    def build(self, y_true: Any, y_pred: Any, device: torch.device) -> None:
+        names = output_names(y_pred)
+        preds = flatten_targets("y_pred", y_pred, names)
+        trues = flatten_targets("y", y_true, names)
+        self.entries = []
+        for weighted, spec in ((False, self.metrics), (True, self.weighted_metrics)):
+            per_output = split_outputs("metrics", spec, names) if spec is not None else [None] * len(preds)
+            for index, (ids, y_t, y_p) in enumerate(zip(per_output, trues, preds)):
+                for identifier in _as_list(ids):
+                    metric = get_metric(identifier, y_t, y_p).to(device)
+                    if names is not None:
+                        metric.name = f"{names[index]}_{metric.name}"
+                    self.entries.append((index, metric, weighted))
+        self.names = names
+        self.built = True
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        preds = flatten_targets("y_pred", y_pred, self.names)
+        trues = flatten_targets("y", y_true, self.names)
+        weights = flatten_targets("sample_weight", sample_weight, self.names)
+        for index, metric, weighted in self.entries:
+            metric.update_state(trues[index], preds[index], sample_weight=weights[index] if weighted else None)
+
+    def reset_state(self) -> None:
+        for _, metric, _ in self.entries:
+            metric.reset_state()
+
+    def results(self) -> dict[str, Any]:
+        return {metric.name: metric.result() for _, metric, _ in self.entries}
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

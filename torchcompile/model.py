@@ -1,0 +1,426 @@
+# SPDX-License-Identifier: Apache-2.0
+"""tc.Model: a torch.nn.Module with Keras' compile / fit / evaluate / predict.
+
+Owns: the device, compile(), argument checks for fit/evaluate/predict, and the three
+steps (train_step / test_step / predict_step) users may override as in Keras. Not: the
+loop (engine/loop.py), batching (engine/data_adapters.py), losses and metrics.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from torchcompile import losses as losses_module
+from torchcompile import metrics as metrics_module
+from torchcompile import optimizers as optimizers_module
+from torchcompile.callbacks.callback import CallbackList
+from torchcompile.engine import data_adapters, loop
+from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
+from torchcompile.engine.device import resolve_device, to_device
+from torchcompile.engine.epoch_iterator import EpochIterator
+from torchcompile.engine.tree import flatten, map_structure
+
+_SHAPE_DEPENDENT_IDS = ("accuracy", "acc", "crossentropy", "ce")
+
+
+class Model:
+    """Wraps ``module`` (any ``torch.nn.Module``) and moves it to ``device`` once.
+
+    Args:
+        module: the network; `model.module` is this very object.
+        device: "auto" (CUDA when available, else CPU), a string or a ``torch.device``.
+
+    Example:
+        >>> model = Model(torch.nn.Linear(4, 1), device="cpu")
+        >>> model.compile(optimizer="sgd", loss="mse")
+    """
+
+    def __init__(self, module: nn.Module, device: str | torch.device = "auto"):
+        if not isinstance(module, nn.Module):
+            raise TypeError("tc.Model wraps a torch.nn.Module; build your network as one (or use "
+                            f"tc.Sequential([...])). Received: module of type {type(module).__name__}")
+        self.module = module
+        self.device = resolve_device(device)
+        self.module.to(self.device)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self.jit_compile = False
+        self.steps_per_execution = 1
+        self._compiled_loss: CompiledLoss | None = None
+        self._compiled_metrics: CompiledMetrics | None = None
+        self._loss_tracker = metrics_module.Mean(name="loss").to(self.device)
+        self._output_loss_trackers: list = []
+        self._check_next_batch = False
+        self._labels_to_check: Any = None
+        self._check_labels_per_batch = False
+        self._jit_steps: dict[str, Any] = {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"tc.Model({type(self.module).__name__}, device={str(self.device)!r})"
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
+                loss_weights: Any = None, weighted_metrics: Any = None, jit_compile: bool = False,
+                steps_per_execution: int = 1) -> None:
+        """Configure training, as Keras' ``compile``; recompiling keeps the weights.
+
+        `model.optimizer` becomes a real ``torch.optim.Optimizer`` over the module's
+        parameters. String ids are checked now; "accuracy" and "crossentropy" are
+        resolved from the shapes of the first batch, as Keras does.
+        """
+        if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+            raise ValueError("`steps_per_execution` must be a positive integer. "
+                             f"Received: steps_per_execution={steps_per_execution!r}")
+        _check_ids(losses_module.get, loss)
+        _check_ids(metrics_module.get, metrics)
+        _check_ids(metrics_module.get, weighted_metrics)
+        self.optimizer = optimizers_module.build(optimizer, list(self.module.parameters()))
+        self._compiled_loss = CompiledLoss(loss, loss_weights) if loss is not None else None
+        self._compiled_metrics = CompiledMetrics(metrics, weighted_metrics)
+        self._output_loss_trackers = []
+        self.jit_compile = bool(jit_compile)
+        self.steps_per_execution = steps_per_execution
+        self._jit_steps = {}
+        self.compiled = True
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, data: tuple) -> None:
+        """One optimizer step on ``data = (x, y, sample_weight)``; metric state is updated in place."""
+        x, y, sample_weight = data
+        y_pred = self.forward(x)
+        loss = self.compute_loss(x, y, y_pred, sample_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.update_metrics(y, y_pred, sample_weight)
+
+    def test_step(self, data: tuple) -> None:
+        """Loss and metrics on ``data`` without updating the weights."""
+        x, y, sample_weight = data
+        y_pred = self.forward(x)
+        if self._compiled_loss is not None:
+            self.compute_loss(x, y, y_pred, sample_weight)
+        self.update_metrics(y, y_pred, sample_weight)
+
+    def predict_step(self, data: tuple) -> Any:
+        x, _, _ = data
+        return self.forward(x)
+
+    def forward(self, x: Any) -> Any:
+        """Call the module: a tuple/list as positional inputs, a dict as keyword inputs when the
+        forward takes those names (else as one dict), anything else as the single input."""
+        if isinstance(x, (tuple, list)):
+            return self.module(*x)
+        if isinstance(x, dict) and _takes_keywords(self.module, x):
+            return self.module(**x)
+        return self.module(x)
+
+    def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
+        """The compiled loss; updates the loss trackers (batch-size weighted, on the device)."""
+        if self._compiled_loss is None:
+            raise ValueError("This model was compiled without a loss, so it cannot train or compute a loss. "
+                             "Pass loss=... to compile(). Received: loss=None")
+        if y is None:
+            raise ValueError("The loss needs targets, but no `y` was given. Pass y=... (or have the data "
+                             "yield (x, y) batches). Received: y=None")
+        self._build(y, y_pred)
+        if self._check_next_batch:
+            self._first_batch_checks(y, y_pred)
+        total, per_output = self._compiled_loss(y, y_pred, sample_weight)
+        batch_size = flatten(x)[0].shape[0]
+        self._loss_tracker.update_state(total.detach(), sample_weight=batch_size)
+        for tracker, value in zip(self._output_loss_trackers, per_output):
+            if value is not None:
+                tracker.update_state(value.detach(), sample_weight=batch_size)
+        return total
+
+    def update_metrics(self, y: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if self._compiled_metrics is None or y is None:
+            return
+        self._build(y, y_pred)
+        detached = map_structure(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, y_pred)
+        self._compiled_metrics.update_state(y, detached, sample_weight)
+
+    def _build(self, y: Any, y_pred: Any) -> None:
+        loss = self._compiled_loss
+        if loss is not None and not loss.built:
+            loss.build(y, y_pred)
+            if loss.names is not None:
+                self._output_loss_trackers = [metrics_module.Mean(name=f"{n}_loss").to(self.device)
+                                              for n in loss.names]
+        if self._compiled_metrics is not None and not self._compiled_metrics.built:
+            self._compiled_metrics.build(y, y_pred, self.device)
+
+    def _first_batch_checks(self, y: Any, y_pred: Any) -> None:
+        # One host sync per run: logits fed to a probability loss, sparse labels in range.
+        self._check_next_batch = False
+        self._compiled_loss.check_first_batch(y, y_pred)
+        if self._labels_to_check is not None:
+            self._compiled_loss.check_labels(self._labels_to_check)
+            self._labels_to_check = None
+
+    # ------------------------------------------------------------------ metrics
+    @property
+    def metrics(self) -> list:
+        """The loss tracker(s), then the compiled metrics, in History's order."""
+        trackers = [self._loss_tracker] if self._compiled_loss is not None else []
+        compiled = [m for _, m, _ in self._compiled_metrics.entries] if self._compiled_metrics else []
+        return trackers + self._output_loss_trackers + compiled
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def get_metrics_result(self) -> dict[str, torch.Tensor]:
+        """Current metric values as device tensors (no host sync)."""
+        return {m.name: m.result() for m in self.metrics}
+
+    # ------------------------------------------------------------------ fit / evaluate / predict
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: int | str = "auto", callbacks: list | None = None, validation_split: float = 0.0,
+            validation_data: Any = None, shuffle: bool = True, class_weight: dict | None = None,
+            sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int | list = 1):
+        """Train for ``epochs`` epochs, as Keras' ``fit``; returns a ``tc.callbacks.History``.
+
+        The epoch ``loss`` is the batch-size-weighted mean of the batch losses; metrics
+        accumulate over the epoch; validation runs after each epoch with the end-of-epoch
+        weights, in eval mode under ``torch.no_grad``, and its keys get a ``val_`` prefix.
+        """
+        self._assert_compiled("fit")
+        _check_verbose(verbose)
+        if self._compiled_loss is None:
+            raise ValueError("fit() needs a loss: call compile(loss=...) first. Received: loss=None")
+        if validation_split and validation_data is None:
+            if not data_adapters.is_array_like(x):
+                raise ValueError("`validation_split` only works with in-memory arrays, because it takes the "
+                                 "last fraction of them; for a Dataset, DataLoader or generator pass "
+                                 f"`validation_data` instead. Received: validation_split={validation_split}, "
+                                 f"x of type {type(x).__name__}")
+            arrays = tuple(data_adapters.to_tensors(a) for a in (x, y, sample_weight))
+            data_adapters.check_lengths(*arrays)
+            (x, y, sample_weight), validation_data = data_adapters.train_validation_split(arrays,
+                                                                                          validation_split)
+        train_iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps_per_epoch,
+                                              shuffle=shuffle, class_weight=class_weight)
+        val_iterator = None
+        if validation_data is not None:
+            vx, vy, vsw = _unpack_validation_data(validation_data)
+            val_iterator = self._epoch_iterator(vx, vy, vsw, validation_batch_size or batch_size,
+                                                validation_steps)
+        callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                                 verbose=verbose, epochs=epochs, steps=train_iterator.num_steps)
+        self.stop_training = False
+        train_fn = self._step_function("train")
+        callbacks.on_train_begin()
+        epoch_logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            self._begin_run(train_iterator)
+            with loop.mode(self.module, training=True):
+                loop.run_epoch(self, "train", train_iterator, callbacks, train_fn)
+            epoch_logs = loop.pythonify_logs(self.get_metrics_result())  # host sync, once per epoch
+            if val_iterator is not None and _should_validate(epoch, validation_freq):
+                val_logs = self._run_evaluation(val_iterator, callbacks)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        callbacks.on_train_end(epoch_logs)
+        return callbacks.history
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
+                 verbose: int | str = "auto", sample_weight: Any = None, steps: int | None = None,
+                 callbacks: list | None = None, return_dict: bool = False):
+        """Loss and metrics over the data: a scalar, a list ``[loss, metric, ...]`` or a dict."""
+        self._assert_compiled("evaluate")
+        _check_verbose(verbose)
+        iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps)
+        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                 epochs=1, steps=iterator.num_steps)
+        logs = self._run_evaluation(iterator, callbacks)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto",
+                steps: int | None = None, callbacks: list | None = None):
+        """The module's outputs over ``x`` as NumPy arrays (its output structure), batches concatenated."""
+        _check_verbose(verbose)
+        iterator = self._epoch_iterator(x, None, None, batch_size, steps)
+        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                 epochs=1, steps=iterator.num_steps)
+        callbacks.on_predict_begin()
+        with loop.mode(self.module, training=False):
+            outputs = loop.run_epoch(self, "predict", iterator, callbacks, self._step_function("predict"))
+        callbacks.on_predict_end()
+        if not outputs:
+            raise ValueError("predict() got no batches from `x`; pass data with at least one sample. "
+                             f"Received: x of type {type(x).__name__}")
+        return _concatenate(outputs)
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: dict | None = None, return_dict: bool = False):
+        """One optimizer step on one batch; returns its loss and metrics (metrics reset first)."""
+        self._assert_compiled("train_on_batch")
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("Pass either `sample_weight` or `class_weight`, not both. "
+                             f"Received: class_weight={class_weight}")
+        batch = self._single_batch(x, y, sample_weight)
+        if class_weight is not None:
+            batch = (batch[0], batch[1], data_adapters.class_weight_to_sample_weight(batch[1], class_weight))
+        self.reset_metrics()
+        self._check_next_batch = True
+        with loop.mode(self.module, training=True):
+            self.train_step(self.prepare_batch(batch, "train"))
+        return self._batch_result(return_dict)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False):
+        """Loss and metrics on one batch, without updating the weights."""
+        self._assert_compiled("test_on_batch")
+        batch = self._single_batch(x, y, sample_weight)
+        self.reset_metrics()
+        self._check_next_batch = True
+        with loop.mode(self.module, training=False):
+            self.test_step(self.prepare_batch(batch, "test"))
+        return self._batch_result(return_dict)
+
+    def predict_on_batch(self, x: Any):
+        """The module's output on one batch, as NumPy arrays."""
+        batch = (data_adapters.to_tensors(x), None, None)
+        with loop.mode(self.module, training=False):
+            output = self.predict_step(self.prepare_batch(batch, "predict"))
+        return _concatenate([output])
+
+    # ------------------------------------------------------------------ helpers for the loop
+    def prepare_batch(self, batch: tuple, mode: str) -> tuple:
+        """Check a CPU batch's labels (no device sync), then move it to the model's device."""
+        if self._check_labels_per_batch and mode != "predict" and batch[1] is not None \
+                and self._compiled_loss is not None and self._compiled_loss.built:
+            self._compiled_loss.check_labels(batch[1])
+        return to_device(batch, self.device)
+
+    def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, shuffle=False, class_weight=None):
+        adapter = data_adapters.get_data_adapter(x, y, sample_weight, batch_size, shuffle, class_weight,
+                                                 self.device)
+        return EpochIterator(adapter, steps)
+
+    def _begin_run(self, iterator: EpochIterator) -> None:
+        adapter = iterator.adapter
+        self._check_next_batch = True
+        self._labels_to_check = adapter.labels
+        self._check_labels_per_batch = isinstance(adapter, data_adapters.IterableDataAdapter)
+
+    def _run_evaluation(self, iterator: EpochIterator, callbacks: CallbackList) -> dict:
+        self.reset_metrics()
+        self._begin_run(iterator)
+        callbacks.on_test_begin()
+        with loop.mode(self.module, training=False):
+            loop.run_epoch(self, "test", iterator, callbacks, self._step_function("test"))
+        logs = loop.pythonify_logs(self.get_metrics_result())  # host sync, once per evaluation
+        callbacks.on_test_end(logs)
+        return logs
+
+    def _step_function(self, mode: str):
+        step = {"train": self.train_step, "test": self.test_step, "predict": self.predict_step}[mode]
+        if not self.jit_compile:
+            return step
+        compiled = self._jit_steps.setdefault(mode, torch.compile(step))
+
+        def run(data: tuple) -> Any:
+            # The first batch of a run builds and checks eagerly; torch.compile takes the rest.
+            return step(data) if self._check_next_batch else compiled(data)
+        return run
+
+    def _single_batch(self, x: Any, y: Any, sample_weight: Any) -> tuple:
+        x, y, sample_weight = (data_adapters.to_tensors(a) for a in (x, y, sample_weight))
+        data_adapters.check_lengths(x, y, sample_weight)
+        return x, y, sample_weight
+
+    def _batch_result(self, return_dict: bool):
+        logs = loop.pythonify_logs(self.get_metrics_result())
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def _assert_compiled(self, method: str) -> None:
+        if not self.compiled:
+            raise RuntimeError(f"You must call compile() before {method}(): the model needs an optimizer "
+                               "and a loss. Call model.compile(optimizer=..., loss=...). "
+                               f"Received: {method}() on an uncompiled model")
+
+
+class Sequential(Model):
+    """``tc.Sequential([layer, ...])``: an ``nn.Sequential`` of the layers, wrapped."""
+
+    def __init__(self, layers: list[nn.Module] | None = None, device: str | torch.device = "auto"):
+        super().__init__(nn.Sequential(*(layers or [])), device=device)
+
+
+def _check_ids(get: Any, spec: Any) -> None:
+    """Resolve every string id now, so a typo fails at compile time with close matches."""
+    for leaf in flatten(spec) if isinstance(spec, (list, tuple, dict)) else [spec]:
+        if isinstance(leaf, str) and leaf.lower() not in _SHAPE_DEPENDENT_IDS:
+            get(leaf)
+
+
+def _check_verbose(verbose: Any) -> None:
+    if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
+        raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
+
+
+def _should_validate(epoch: int, validation_freq: int | list) -> bool:
+    if isinstance(validation_freq, int) and not isinstance(validation_freq, bool) and validation_freq >= 1:
+        return (epoch + 1) % validation_freq == 0
+    if isinstance(validation_freq, (list, tuple, set)):
+        return epoch + 1 in validation_freq
+    raise ValueError("`validation_freq` must be a positive integer or a list of epoch numbers (1-based). "
+                     f"Received: validation_freq={validation_freq!r}")
+
+
+def _unpack_validation_data(validation_data: Any) -> tuple:
+    if isinstance(validation_data, (tuple, list)):
+        if len(validation_data) not in (2, 3):
+            raise ValueError("`validation_data` must be (x, y), (x, y, sample_weight), a Dataset or a "
+                             f"DataLoader. Received: a {type(validation_data).__name__} of "
+                             f"{len(validation_data)} elements")
+        return data_adapters.unpack_x_y_sample_weight(tuple(validation_data))
+    return validation_data, None, None
+
+
+def _takes_keywords(module: nn.Module, x: dict) -> bool:
+    try:
+        parameters = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return True
+    return set(x) <= set(parameters)
+
+
+def _concatenate(outputs: list) -> Any:
+    """Per-batch outputs → the same structure of NumPy arrays, batches concatenated."""
+    first = outputs[0]
+    if isinstance(first, dict):
+        return {k: _concatenate([o[k] for o in outputs]) for k in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(_concatenate([o[i] for o in outputs]) for i in range(len(first)))
+    joined = torch.cat([o.detach().reshape(o.shape if o.dim() else (1,)) for o in outputs])
+    return joined.cpu().numpy() if joined.dtype != torch.bfloat16 else joined.float().cpu().numpy()
