@@ -28,6 +28,7 @@ class Case:
     data: str = "regression"
     rtol: float = 1e-5
     atol: float = 1e-6
+    keras_takes_rank1: bool = True  # False: Keras refuses (N,) labels, so it gets them as (N, 1)
 
     @property
     def id(self) -> str:
@@ -97,6 +98,16 @@ def batches(kind: str, rng: np.random.Generator, *, weighted: bool = False,
             args += (rng.random(BATCH, dtype="float32"),)
         updates.append(args)
     return updates
+
+
+def as_column(updates: list[tuple[np.ndarray, ...]]) -> list[tuple[np.ndarray, ...]]:
+    """The same updates with (N,) labels reshaped to (N, 1)."""
+    return [(u[0].reshape(-1, 1) if u[0].ndim == 1 else u[0],) + tuple(u[1:]) for u in updates]
+
+
+def keras_result(case: Case, updates: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """Keras' result for ``case`` after ``updates``, in the shapes Keras accepts."""
+    return run(case.theirs(), updates if case.keras_takes_rank1 else as_column(updates))
 
 
 def run(metric: Any, updates: list[tuple[Any, ...]]) -> np.ndarray:
