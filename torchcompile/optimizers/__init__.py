@@ -19,16 +19,18 @@ import torch
 from torchcompile.engine.registry import Registry
 from torchcompile.optimizers import schedules
 from torchcompile.optimizers.builtin import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
+from torchcompile.optimizers.extra import Adafactor, Ftrl, Lamb, Lion
 from torchcompile.optimizers.optimizer import Optimizer
 from torchcompile.optimizers.step_hooks import finalize_variable_values, hooks_of
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
-           "schedules", "get", "build", "get_learning_rate",
+           "Adafactor", "Lion", "Ftrl", "Lamb", "schedules", "get", "build", "get_learning_rate",
            "set_learning_rate", "finalize_variable_values"]
 
 ALL_OBJECTS = Registry("optimizer", {
     "sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad,
-    "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam}, case_sensitive=False)
+    "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam, "adafactor": Adafactor,
+    "lion": Lion, "ftrl": Ftrl, "lamb": Lamb}, case_sensitive=False)
 
 
 def get(identifier: Any) -> Any:
