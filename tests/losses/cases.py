@@ -10,6 +10,10 @@ import numpy as np
 TOL = {"rtol": 1e-5, "atol": 1e-6}
 N, C = 8, 4
 REDUCTIONS = ["sum_over_batch_size", "sum", "none", None, "mean_with_sample_weight"]
+# Every reduction is covered per class across the unweighted and weighted tests; the pairs left
+# out ("none" vs None, mean_with_sample_weight without weights) take the same code path.
+UNWEIGHTED_REDUCTIONS = ["sum_over_batch_size", "sum", None]
+WEIGHTED_REDUCTIONS = ["sum_over_batch_size", "sum", "none", "mean_with_sample_weight"]
 
 
 def inputs(kind: str, rng: np.random.Generator, n: int = N, c: int = C) -> tuple[np.ndarray, np.ndarray]:
