@@ -17,6 +17,9 @@ from torchcompile.metrics.accuracy import (
     categorical_accuracy, sparse_categorical_accuracy, sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
+from torchcompile.metrics.confusion import (
+    AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives,
+)
 from torchcompile.metrics.metric import (
     ForeignMetric, Mean, MeanMetricWrapper, Metric, Sum, to_snake_case,
 )
@@ -33,6 +36,7 @@ __all__ = [
     "Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric", "get",
     "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
     "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
+    "Precision", "Recall", "AUC", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
     "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
     "MeanSquaredLogarithmicError", "CosineSimilarity", "LogCoshError", "R2Score",
     "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
@@ -47,6 +51,7 @@ _CLASSES = [
     Mean, Sum,
     Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+    Precision, Recall, AUC, TruePositives, FalsePositives, TrueNegatives, FalseNegatives,
     MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
     MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError, R2Score,
     BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
