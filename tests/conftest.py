@@ -8,6 +8,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# Test models are tiny: one intra-op thread is faster than several and keeps parallel
+# test runs on a 2-core machine from oversubscribing it.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
