@@ -47,12 +47,11 @@ def standardize_reduction(reduction: str | None) -> str | None:
 def _standardize_dtype(dtype: Any) -> torch.dtype:
     if dtype is None:
         return torch.float32  # keras.backend.floatx()
-    if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
-        dtype = getattr(torch, dtype)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
         raise ValueError(f"A loss computes in a floating dtype such as torch.float32 or 'float64'. "
                          f"Received: dtype={dtype!r}")
-    return dtype
+    return resolved
 
 
 def _to_tensor(x: Any, dtype: torch.dtype, device: torch.device | None = None,
@@ -201,7 +200,11 @@ def _match_weights(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.T
     values, weights = keras_squeeze_or_expand(values, weights)
     if 0 < weights.dim() < values.dim() and weights.shape == values.shape[: weights.dim()]:
         weights = weights.reshape(weights.shape + (1,) * (values.dim() - weights.dim()))
-    if values.dim() > 0 and torch.broadcast_shapes(values.shape, weights.shape) != values.shape:
+    try:
+        fits = values.dim() == 0 or torch.broadcast_shapes(values.shape, weights.shape) == values.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
         raise ValueError(
             f"sample_weight of shape {tuple(weights.shape)} does not fit the per-sample losses of "
             f"shape {tuple(values.shape)}: give one weight per sample. "
