@@ -20,6 +20,8 @@ from torchcompile.metrics.accuracy import (
 from torchcompile.metrics.confusion import (
     AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives,
 )
+from torchcompile.metrics.f_score import F1Score, FBetaScore
+from torchcompile.metrics.iou import IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from torchcompile.metrics.metric import (
     ForeignMetric, Mean, MeanMetricWrapper, Metric, Sum, to_snake_case,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
     "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
     "Precision", "Recall", "AUC", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
+    "F1Score", "FBetaScore", "IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU",
     "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
     "MeanSquaredLogarithmicError", "CosineSimilarity", "LogCoshError", "R2Score",
     "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
@@ -52,6 +55,7 @@ _CLASSES = [
     Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
     Precision, Recall, AUC, TruePositives, FalsePositives, TrueNegatives, FalseNegatives,
+    F1Score, FBetaScore, IoU, MeanIoU, BinaryIoU, OneHotIoU, OneHotMeanIoU,
     MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
     MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError, R2Score,
     BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,

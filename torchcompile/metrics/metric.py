@@ -27,16 +27,17 @@ def to_snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    """``None`` → float32; ``"float64"`` → ``torch.float64``; a ``torch.dtype`` as is."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    resolved = getattr(torch, str(dtype), None)
-    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise ValueError(f"A metric's dtype must be a floating point dtype such as 'float32'. "
-                         f"Received: dtype={dtype!r}")
+def resolve_dtype(dtype: str | torch.dtype | None, allow_int: bool = False) -> torch.dtype:
+    """``None`` → float32; ``"float64"`` → ``torch.float64``; a ``torch.dtype`` as is.
+
+    Integer dtypes are refused unless ``allow_int`` (count-only state, such as IoU's).
+    """
+    resolved = torch.float32 if dtype is None else (
+        dtype if isinstance(dtype, torch.dtype) else getattr(torch, str(dtype), None))
+    if not isinstance(resolved, torch.dtype) or not (
+            resolved.is_floating_point or (allow_int and not resolved.is_complex and resolved != torch.bool)):
+        kind = "a floating point or integer" if allow_int else "a floating point"
+        raise ValueError(f"A metric's dtype must be {kind} dtype such as 'float32'. Received: dtype={dtype!r}")
     return resolved
 
 
