@@ -8,6 +8,7 @@
 """
 from torchcompile import callbacks, losses, metrics, optimizers
 from torchcompile.model import Model, Sequential
+from torchcompile.saving import load_model
 
 __version__ = "0.1.0"
-__all__ = ["Model", "Sequential", "callbacks", "losses", "metrics", "optimizers", "__version__"]
+__all__ = ["Model", "Sequential", "load_model", "callbacks", "losses", "metrics", "optimizers", "__version__"]
