@@ -227,8 +227,11 @@ class Model:
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                  verbose=verbose, epochs=epochs, steps=train_iterator.num_steps)
         self.stop_training = False
+        self._resume_point = None  # BackupAndRestore sets it in on_train_begin (engine/loop.py uses it)
         train_fn = self._step_function("train")
         callbacks.on_train_begin()
+        if self._resume_point is not None:
+            initial_epoch = max(initial_epoch, self._resume_point.initial_epoch)
         epoch_logs: dict = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()

@@ -52,7 +52,13 @@ def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
     begin_hook, end_hook = (getattr(callbacks, name) for name in _HOOKS[mode])
     with_hooks = callbacks.wants_batch_hooks(mode)
     outputs = []
-    for step, batch in epoch_iterator.enumerate_epoch():
+    batches = epoch_iterator.enumerate_epoch()
+    resume_point = getattr(model, "_resume_point", None) if mode == "train" else None
+    if resume_point is not None:
+        # BackupAndRestore: records the RNG state before the epoch's batches are drawn, and after a
+        # restart restores it and skips the steps the killed run had done (callbacks/backup_and_restore.py).
+        batches = resume_point.batches(batches, callbacks)
+    for step, batch in batches:
         if with_hooks:
             begin_hook(step, None)
         result = step_fn(model.prepare_batch(batch, mode))
