@@ -78,6 +78,7 @@ class Loss:
         dtype: the dtype the loss computes in; defaults to float32, as Keras' floatx.
 
     Example:
+        >>> from torchcompile.losses import MeanSquaredError
         >>> MeanSquaredError()([0.0, 1.0], [1.0, 1.0])
         tensor(0.5000)
     """

@@ -49,6 +49,10 @@ class TorchLoss(Loss):
         super().__init__(reduction=reduction, name=name or to_snake_case(type(module).__name__),
                          dtype=dtype)
         self.module = module
+        # For sample weights: a shallow copy reducing "none"; it shares the module's parameters and
+        # buffers, and is made here, not per call, so torch.compile traces the call without a break.
+        self._per_element = copy.copy(module)
+        self._per_element.reduction = "none"
         self.sparse_labels = isinstance(module, _CLASS_INDEX_LOSSES)
         self.expects_probabilities = isinstance(module, nn.BCELoss)
         ignore = getattr(module, "ignore_index", None)
@@ -65,9 +69,7 @@ class TorchLoss(Loss):
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
         """Per-sample values: the module's unreduced output averaged over all but the first dim."""
-        per_element = copy.copy(self.module)  # shallow: shares parameters and buffers
-        per_element.reduction = "none"
-        values = per_element(y_pred, self._match_target(y_true, y_pred))
+        values = self._per_element(y_pred, self._match_target(y_true, y_pred))
         return values.reshape(values.shape[0], -1).mean(dim=1) if values.dim() > 1 else values
 
     def _match_target(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
