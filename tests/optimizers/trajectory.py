@@ -11,17 +11,19 @@ import torch
 
 from torchcompile import optimizers
 
-SHAPES = [(4, 3), (3,), (2, 3, 4)]
+SHAPES = [(4, 3), (3,)]
+SHAPES_3D = SHAPES + [(2, 3, 4)]  # Adafactor factors the last two axes of higher-rank tensors
 STEPS = 50
 
 # Keras' class for each of our ids (Keras' get() lacks 'lamb', so resolve by class name).
 KERAS_CLASS = {name: type(optimizers.get(name)).__name__ for name in optimizers.ALL_OBJECTS.names()}
 
 
-def weights_and_grads(rng: np.random.Generator, steps: int = STEPS, dtype: str = "float64") -> tuple[list, list]:
+def weights_and_grads(rng: np.random.Generator, steps: int = STEPS, dtype: str = "float64",
+                      shapes: list = SHAPES) -> tuple[list, list]:
     """Initial weights and a gradient sequence, one array per shape."""
-    w0 = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
-    grads = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(steps)]
+    w0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
     return w0, grads
 
 
@@ -83,8 +85,9 @@ def rule_kwargs(name: str, kwargs: dict) -> dict:
     return {"epsilon": 1e-30, **kwargs} if name in EPSILON_PLACEMENT else dict(kwargs)
 
 
-def difference_from_keras(name: str, kwargs: dict, rng: np.random.Generator, finalize: bool = False) -> float:
+def difference_from_keras(name: str, kwargs: dict, rng: np.random.Generator, finalize: bool = False,
+                          shapes: list = SHAPES) -> float:
     """Run 50 steps through both libraries in float64; the relative difference of the final weights."""
-    w0, grads = weights_and_grads(rng)
+    w0, grads = weights_and_grads(rng, shapes=shapes)
     return relative_difference(ours(name, kwargs, w0, grads, finalize), keras_final(name, kwargs, w0, grads, finalize),
                                w0)

@@ -179,12 +179,27 @@ class CosineDecayRestarts(LearningRateSchedule):
             i_restart = math.floor(fraction)
             fraction -= i_restart
         else:
-            i_restart = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
+            i_restart = self._restarts_before(fraction)
             sum_r = (1.0 - self.t_mul ** i_restart) / (1.0 - self.t_mul)
             fraction = (fraction - sum_r) / self.t_mul ** i_restart
         peak = self.m_mul ** i_restart
         return self.initial_learning_rate * ((1 - self.alpha) * peak * 0.5 * (1.0 + math.cos(math.pi * fraction))
                                              + self.alpha)
+
+    def _restarts_before(self, fraction: float) -> int:
+        """How many periods (lengths 1, t_mul, t_mul**2, ... in units of first_decay_steps) end by ``fraction``.
+
+        Keras' closed form ``floor(log(1 - fraction * (1 - t_mul)) / log(t_mul))``, corrected by one
+        where rounding lands it on the wrong side of a restart (Keras' float32 does, e.g. at step
+        150 for first_decay_steps=60, t_mul=1.5); a restart step starts the new period.
+        """
+        i = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
+        ends = lambda n: (1.0 - self.t_mul ** n) / (1.0 - self.t_mul)  # noqa: E731
+        if ends(i + 1) <= fraction:
+            i += 1
+        elif ends(i) > fraction:
+            i -= 1
+        return i
 
 
 _SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay,
