@@ -22,7 +22,8 @@ def loss(identifier, y_true, y_pred, sample_weight=None, **kwargs):
     """Keras' value of a loss given by id (with ``kwargs`` for its class) or class name."""
     fn = keras.losses.get(identifier) if not kwargs else getattr(keras.losses, identifier)(**kwargs)
     if not isinstance(fn, keras.losses.Loss):
-        fn = keras.losses.LossFunctionWrapper(fn)
+        from keras.src.losses import LossFunctionWrapper  # not exported by keras.losses in 3.15
+        fn = LossFunctionWrapper(fn)
     return to_numpy(fn(y_true, y_pred, sample_weight=sample_weight))
 
 

@@ -119,7 +119,7 @@ class CompiledLoss:
         weights = split_outputs("loss_weights", self.loss_weights, self.names)
         self.entries = [(None if spec is None else get_loss(spec, y_t, y_p), 1.0 if w is None else float(w))
                         for spec, w, y_t, y_p in zip(losses, weights, trues, preds)]
-        self.num_classes = [y_p.shape[-1] if y_p.dim() else None for y_p in preds]
+        self.num_classes = [_num_classes(loss, y_p) for (loss, _), y_p in zip(self.entries, preds)]
         self.built = True
 
     def check_first_batch(self, y_true: Any, y_pred: Any) -> None:
@@ -194,6 +194,13 @@ class CompiledMetrics:
 
     def results(self) -> dict[str, Any]:
         return {metric.name: metric.result() for _, metric, _ in self.entries}
+
+
+def _num_classes(loss: Any, y_pred: torch.Tensor) -> int | None:
+    """Classes along the loss's class axis (-1 for Keras losses, 1 for torch's CrossEntropyLoss)."""
+    if not y_pred.dim():
+        return None
+    return y_pred.shape[getattr(loss, "class_axis", -1)]
 
 
 def _as_list(value: Any) -> list:
