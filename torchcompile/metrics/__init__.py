@@ -81,6 +81,15 @@ def _is_foreign(obj: Any) -> bool:
     return all(callable(getattr(obj, m, None)) for m in ("update", "compute", "reset"))
 
 
+def _instantiate(cls: type, identifier: str) -> Metric:
+    try:
+        return cls()
+    except TypeError as error:  # e.g. MeanIoU, which needs num_classes
+        raise TypeError(f"The metric {identifier!r} has required arguments ({error}); build it as "
+                        f"tc.metrics.{cls.__name__}(...) and pass the object. Received: identifier={identifier!r}"
+                        ) from error
+
+
 def get(identifier: Any) -> Metric | None:
     """Resolve ``identifier`` to a ``Metric``, as ``keras.metrics.get`` does.
 
@@ -105,7 +114,7 @@ def get(identifier: Any) -> Metric | None:
     if inspect.isclass(identifier) and issubclass(identifier, Metric):
         return identifier()
     if isinstance(identifier, str):
-        return METRICS.lookup(identifier)()
+        return _instantiate(METRICS.lookup(identifier), identifier)
     if isinstance(identifier, dict) and {"class_name", "config"} <= identifier.keys():
         return METRICS.lookup(identifier["class_name"]).from_config(dict(identifier["config"]))
     if inspect.isclass(identifier) and _is_foreign(identifier):
