@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
 import tempfile
 import warnings
 import zipfile
@@ -92,10 +93,12 @@ def read_file(path: str | os.PathLike, what: str = "weights") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
-            raise ValueError(f"Refusing to load {what} from {path!r}: the file asks to unpickle Python "
-                             "objects that are not tensors or plain containers, which could run code. Only "
-                             "load files you trust with plain torch.load; torchcompile reads tensors only. "
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        if found:
+            raise ValueError(f"Refusing to load {what} from {path!r}: the file asks to unpickle "
+                             f"{found.group(1)!r}, a Python object that is not a tensor or a plain container, "
+                             "and unpickling it could run code. torchcompile reads tensors and plain data only; "
+                             "load files you trust with plain torch.load. "
                              f"Received: filepath={path!r}") from e
         raise ValueError(_corrupt(what, path, e)) from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as e:
@@ -103,8 +106,10 @@ def read_file(path: str | os.PathLike, what: str = "weights") -> Any:
 
 
 def _corrupt(what: str, path: str, error: BaseException) -> str:
+    detail = str(error).strip().splitlines()[-1] if str(error).strip() else ""
     return (f"Could not read {what} from {path!r}: the file is truncated, corrupt or not a torch file "
-            f"({type(error).__name__}: {error}). Save it again, or restore a backup. Received: filepath={path!r}")
+            f"({type(error).__name__}: {detail[:200]}). Save it again, or restore a backup. "
+            f"Received: filepath={path!r}")
 
 
 # ---------------------------------------------------------------- weights

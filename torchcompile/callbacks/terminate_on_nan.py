@@ -48,7 +48,7 @@ class TerminateOnNaN(Callback):
         loss = (logs or {}).get("loss")
         if loss is None:
             return
-        if not isinstance(loss, torch.Tensor) or loss.device.type == "cpu":
+        if self._reads_are_free(loss):
             value = float(loss)  # no device to wait for on the CPU
             if not math.isfinite(value):
                 self._terminate(batch, batch, value)
@@ -60,6 +60,10 @@ class TerminateOnNaN(Callback):
         self._unchecked += 1
         if self._unchecked >= self.check_freq:
             self._check(batch, loss)
+
+    def _reads_are_free(self, loss) -> bool:
+        """Whether reading ``loss`` as a number costs no device sync (a Python number or a CPU tensor)."""
+        return not isinstance(loss, torch.Tensor) or loss.device.type == "cpu"
 
     def on_epoch_end(self, epoch, logs=None):
         if self._unchecked and not self.model.stop_training:
