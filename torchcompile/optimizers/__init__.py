@@ -2,13 +2,14 @@
 """Keras optimizer identifiers → real ``torch.optim.Optimizer`` objects.
 
 Owns: the id table, ``get`` (as ``keras.optimizers.get``), ``build`` (what ``Model.compile``
-calls) and learning-rate access for callbacks. ``tc.optimizers.Adam(...)`` and friends are
+calls); re-exports learning-rate access (``step_hooks.py``). ``tc.optimizers.Adam(...)`` and friends are
 specs holding Keras arguments; ``spec.build(params)`` returns the torch optimizer.
 
 Learning rate: ``param_groups[i]["lr"]`` is the truth, on any torch optimizer, and holds the
 rate the next step uses. ``get_learning_rate(opt)`` reads it; ``set_learning_rate(opt, value)``
 writes every group, and raises ``TypeError`` (as Keras does) when a schedule or a torch
-``lr_scheduler`` given to the spec drives the rate.
+``lr_scheduler`` given to the spec drives the rate. With ``use_ema=True``, call
+``finalize_variable_values(opt)`` when training ends to load the averaged weights (Keras' fit does).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from torchcompile.optimizers import schedules
 from torchcompile.optimizers.builtin import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
 from torchcompile.optimizers.extra import Adafactor, Ftrl, Lamb, Lion
 from torchcompile.optimizers.optimizer import Optimizer
-from torchcompile.optimizers.step_hooks import finalize_variable_values, hooks_of
+from torchcompile.optimizers.step_hooks import finalize_variable_values, get_learning_rate, set_learning_rate
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
            "Adafactor", "Lion", "Ftrl", "Lamb", "schedules", "get", "build", "get_learning_rate",
@@ -76,22 +77,3 @@ def _checked(optimizer: torch.optim.Optimizer, params: list) -> torch.optim.Opti
                          "to leave out with `requires_grad_(False)`). Received: optimizer with "
                          f"{foreign} parameters not in the module, missing {missing} trainable ones")
     return optimizer
-
-
-def get_learning_rate(optimizer: torch.optim.Optimizer) -> float:
-    """The rate the next step of ``optimizer`` uses (its first param group's ``lr``)."""
-    return float(optimizer.param_groups[0]["lr"])
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, value: float) -> None:
-    """Set every param group's rate; a TypeError when a schedule drives it (as Keras)."""
-    hooks = hooks_of(optimizer)
-    if hooks is not None and hooks.scheduled:
-        raise TypeError("This optimizer was built with a learning-rate schedule (or lr_scheduler), hence its "
-                        "learning rate is not settable. If you need the learning rate to be settable, build "
-                        f"the optimizer with a float `learning_rate`. Received: value={value!r}")
-    for group in optimizer.param_groups:
-        if isinstance(group["lr"], torch.Tensor):
-            group["lr"].fill_(value)
-        else:
-            group["lr"] = float(value)

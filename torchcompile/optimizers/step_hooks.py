@@ -4,7 +4,8 @@
 Owns, in Keras' order: gradient clipping (``clipnorm`` per variable, ``global_clipnorm``,
 ``clipvalue``), decoupled weight decay (``w -= w * weight_decay * lr``), the learning-rate
 schedule (``param_groups[i]["lr"]`` always holds the rate of the *next* step), a torch
-``lr_scheduler`` stepped after every optimizer step, and the weights' moving average (EMA).
+``lr_scheduler`` stepped after every optimizer step, the weights' moving average (EMA), and
+learning-rate access for callbacks (``get_learning_rate``/``set_learning_rate``).
 Not: the update rules (torch's classes, or ``extra.py``).
 
 Everything here runs on the device through ``torch._foreach_*`` ops, with no host sync;
@@ -19,7 +20,8 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["KerasStepHooks", "hooks_of"]
+__all__ = ["KerasStepHooks", "hooks_of", "finalize_variable_values", "get_learning_rate",
+           "set_learning_rate"]
 
 _ATTACHED: weakref.WeakKeyDictionary[torch.optim.Optimizer, KerasStepHooks] = weakref.WeakKeyDictionary()
 
@@ -166,3 +168,22 @@ def finalize_variable_values(optimizer: torch.optim.Optimizer) -> None:
              if "ema" in optimizer.state.get(p, {})]
     if pairs:
         torch._foreach_copy_([p for p, _ in pairs], [e for _, e in pairs])
+
+
+def get_learning_rate(optimizer: torch.optim.Optimizer) -> float:
+    """The rate the next step of ``optimizer`` uses (its first param group's ``lr``)."""
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, value: float) -> None:
+    """Set every param group's rate; a TypeError when a schedule drives it (as Keras)."""
+    hooks = _ATTACHED.get(optimizer)
+    if hooks is not None and hooks.scheduled:
+        raise TypeError("This optimizer was built with a learning-rate schedule (or lr_scheduler), hence its "
+                        "learning rate is not settable. If you need the learning rate to be settable, build "
+                        f"the optimizer with a float `learning_rate`. Received: value={value!r}")
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(value)
+        else:
+            group["lr"] = float(value)
