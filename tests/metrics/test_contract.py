@@ -117,8 +117,8 @@ def test_metric_torchmetrics_aliases_match_keras_methods(case):
     keras_style, torchmetrics_style = case.ours(), case.ours()
     for args in _updates(case, weighted=False):
         keras_style.update_state(*args)
-        if case.cls in ("Mean", "Sum"):
-            torchmetrics_style.update_state(*args)
+        if case.cls in ("Mean", "Sum"):  # torchmetrics' MeanMetric.update(value, weight)
+            torchmetrics_style.update(*args)
         else:
             torchmetrics_style.update(args[1], args[0])
     torch.testing.assert_close(torchmetrics_style.compute(), keras_style.result())

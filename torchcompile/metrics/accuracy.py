@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from torchcompile.metrics.metric import MeanMetricWrapper, squeeze_or_expand_to_same_rank
+from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
+from torchcompile.metrics.metric import MeanMetricWrapper
 
 __all__ = [
     "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from torchcompile.metrics.metric import Metric, divide_no_nan, squeeze_or_expand_to_same_rank
+from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
+from torchcompile.metrics.metric import Metric, divide_no_nan
 
 __all__ = ["Precision", "Recall", "AUC", "TruePositives", "FalsePositives", "TrueNegatives",
            "FalseNegatives", "confusion_counts"]

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import torch
 
+from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
+
 __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric"]
 
 
@@ -49,22 +51,6 @@ def as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None = None) ->
     if isinstance(x, torch.Tensor):
         return x.to(device=device, dtype=dtype)
     return torch.as_tensor(x, dtype=dtype, device=device)
-
-
-def squeeze_or_expand_to_same_rank(x1: torch.Tensor, x2: torch.Tensor,
-                                   expand_rank_1: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keras' rule: when ranks differ by one and the longer has a trailing 1, match them."""
-    if x1.ndim == x2.ndim + 1 and x1.shape[-1] == 1:
-        if x2.ndim == 1 and expand_rank_1:
-            x2 = x2.unsqueeze(-1)
-        else:
-            x1 = x1.squeeze(-1)
-    if x2.ndim == x1.ndim + 1 and x2.shape[-1] == 1:
-        if x1.ndim == 1 and expand_rank_1:
-            x1 = x1.unsqueeze(-1)
-        else:
-            x2 = x2.squeeze(-1)
-    return x1, x2
 
 
 def divide_no_nan(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -208,6 +194,10 @@ class Sum(Metric):
         values, _ = _reduce_to_samplewise_values(values, weight, torch.sum)
         self.total.add_(values.sum())
 
+    def update(self, value: Any, weight: Any = None) -> None:
+        """torchmetrics' ``SumMetric.update(value)``; ``weight`` is Keras' ``sample_weight``."""
+        self.update_state(value, sample_weight=weight)
+
     def result(self) -> torch.Tensor:
         return self.total.clone()
 
@@ -240,6 +230,10 @@ class Mean(Metric):
         else:
             self.count.add_(values.shape[0] if values.ndim >= 1 else 1)
 
+    def update(self, value: Any, weight: Any = None) -> None:
+        """torchmetrics' ``MeanMetric.update(value, weight)``: ``update_state(value, weight)``."""
+        self.update_state(value, sample_weight=weight)
+
     def result(self) -> torch.Tensor:
         return divide_no_nan(self.total, self.count)
 
@@ -265,6 +259,8 @@ class MeanMetricWrapper(Mean):
         super().__init__(name=name or "mean_metric_wrapper", dtype=dtype)
         self._fn = fn
         self._fn_kwargs = fn_kwargs
+
+    update = Metric.update  # (preds, target), not Mean's (value, weight)
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         y_pred = self._tensor(y_pred)

@@ -11,7 +11,8 @@ from typing import Any
 
 from torchcompile.losses import functions as loss_fns
 from torchcompile.losses.probabilistic import sparse_valid_mask
-from torchcompile.metrics.metric import MeanMetricWrapper, squeeze_or_expand_to_same_rank
+from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
+from torchcompile.metrics.metric import MeanMetricWrapper
 
 __all__ = [
     "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from torchcompile.losses import functions as loss_fns
-from torchcompile.metrics.metric import Mean, MeanMetricWrapper, Metric, squeeze_or_expand_to_same_rank
+from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
+from torchcompile.metrics.metric import Mean, MeanMetricWrapper, Metric
 
 __all__ = [
     "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
@@ -122,6 +123,8 @@ class RootMeanSquaredError(Mean):
         y_true, y_pred = self._tensor(y_true, self.dtype), self._tensor(y_pred, self.dtype)
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         super().update_state((y_pred - y_true).square(), sample_weight=sample_weight)
+
+    update = Metric.update  # (preds, target), not Mean's (value, weight)
 
     def result(self) -> torch.Tensor:
         return super().result().sqrt()
