@@ -276,3 +276,12 @@ def test_fit_reads_no_host_value_per_step(data, monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, counting)
     model.fit(*data, batch_size=1, epochs=2, shuffle=True, verbose=0)  # 100 steps
     assert len(calls) < 20, calls
+
+
+def test_fit_ends_with_the_ema_weights_when_use_ema(data):
+    model = _classifier()
+    model.compile(tc.optimizers.SGD(learning_rate=0.1, use_ema=True, ema_momentum=0.5),
+                  "sparse_categorical_crossentropy")
+    model.fit(*data, batch_size=10, epochs=1, verbose=0)
+    ema = model.optimizer.state[model.module[0].weight]["ema"]
+    assert torch.equal(model.module[0].weight, ema)

@@ -119,7 +119,8 @@ class Model:
 
     def forward(self, x: Any) -> Any:
         """Call the module: a tuple/list as positional inputs, a dict as keyword inputs when the
-        forward takes those names (else as one dict), anything else as the single input."""
+        forward takes those names, as one dict when it takes one input and none of those names
+        (a ValueError otherwise), anything else as the single input."""
         if isinstance(x, (tuple, list)):
             return self.module(*x)
         if isinstance(x, dict) and _takes_keywords(self.module, x):
@@ -218,12 +219,14 @@ class Model:
             (x, y, sample_weight), validation_data = data_adapters.train_validation_split(arrays,
                                                                                           validation_split)
         train_iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps_per_epoch,
-                                              shuffle=shuffle, class_weight=class_weight)
+                                              shuffle=shuffle, class_weight=class_weight, training=True)
+        train_iterator.check_passes(epochs - initial_epoch, "steps_per_epoch")
         val_iterator = None
         if validation_data is not None:
-            vx, vy, vsw = _unpack_validation_data(validation_data)
-            val_iterator = self._epoch_iterator(vx, vy, vsw, validation_batch_size or batch_size,
-                                                validation_steps)
+            vx, vy, vsw, vbs = _unpack_validation_data(validation_data, validation_batch_size, batch_size)
+            val_iterator = self._epoch_iterator(vx, vy, vsw, vbs, validation_steps)
+            validations = sum(_should_validate(e, validation_freq) for e in range(initial_epoch, epochs))
+            val_iterator.check_passes(validations, "validation_steps", source="validation_data")
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                  verbose=verbose, epochs=epochs, steps=train_iterator.num_steps)
         self.stop_training = False
@@ -246,6 +249,8 @@ class Model:
             callbacks.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
+        with torch.no_grad():
+            optimizers_module.finalize_variable_values(self.optimizer)  # use_ema: weights ← their average
         callbacks.on_train_end(epoch_logs)
         return callbacks.history
 
@@ -321,10 +326,12 @@ class Model:
             self._compiled_loss.check_labels(batch[1])
         return to_device(batch, self.device)
 
-    def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, shuffle=False, class_weight=None):
+    def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, shuffle=False, class_weight=None,
+                        training=False):
         adapter = data_adapters.get_data_adapter(x, y, sample_weight, batch_size, shuffle, class_weight,
-                                                 self.device)
-        return EpochIterator(adapter, steps)
+                                                 self.device, steps=steps)
+        # Training carries a partly read pass into the next epoch; evaluation starts afresh (Keras).
+        return EpochIterator(adapter, steps, carry_over=training)
 
     def _begin_run(self, iterator: EpochIterator) -> None:
         adapter = iterator.adapter
@@ -427,24 +434,55 @@ def _should_validate(epoch: int, validation_freq: int | list) -> bool:
                      f"Received: validation_freq={validation_freq!r}")
 
 
-def _unpack_validation_data(validation_data: Any) -> tuple:
+def _unpack_validation_data(validation_data: Any, validation_batch_size: int | None,
+                            batch_size: int | None) -> tuple:
+    """``(x, y, sample_weight, batch_size)`` for validation.
+
+    The fit ``batch_size`` carries over only to data we batch (arrays, a Dataset), as a
+    DataLoader or generator refuses a batch size; an explicit ``validation_batch_size`` is
+    passed on either way, so it is refused there rather than ignored.
+    """
     if isinstance(validation_data, (tuple, list)):
         if len(validation_data) not in (2, 3):
-            raise ValueError("`validation_data` must be (x, y), (x, y, sample_weight), a Dataset or a "
-                             f"DataLoader. Received: a {type(validation_data).__name__} of "
+            raise ValueError("`validation_data` must be (x, y), (x, y, sample_weight), a Dataset, a "
+                             f"DataLoader or a generator. Received: a {type(validation_data).__name__} of "
                              f"{len(validation_data)} elements")
-        return data_adapters.unpack_x_y_sample_weight(tuple(validation_data))
-    return validation_data, None, None
+        vx, vy, vsw = data_adapters.unpack_x_y_sample_weight(tuple(validation_data))
+    else:
+        vx, vy, vsw = validation_data, None, None
+    inherited = batch_size if data_adapters.accepts_batch_size(vx) else None
+    return vx, vy, vsw, validation_batch_size or inherited
 
 
 def _takes_keywords(module: nn.Module, x: dict) -> bool:
+    """True: pass the dict ``x`` as keyword arguments; False: pass it as one argument.
+
+    Keywords when forward takes ``**kwargs`` or every key names one of its arguments; one
+    dict when no key does and forward takes a single input. Anything else (some keys match,
+    or none match and forward needs several inputs) is a ValueError naming the keys.
+    """
     try:
-        parameters = inspect.signature(module.forward).parameters
+        parameters = inspect.signature(module.forward).parameters.values()
     except (TypeError, ValueError):
         return False
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    kind = inspect.Parameter
+    if any(p.kind is kind.VAR_KEYWORD for p in parameters):
         return True
-    return set(x) <= set(parameters)
+    names = [p.name for p in parameters if p.kind in (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)]
+    unknown = [k for k in x if k not in names]
+    if not unknown:
+        return True
+    positional = [p for p in parameters if p.kind in (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    one_input = len(required) <= 1 and (positional or any(p.kind is kind.VAR_POSITIONAL for p in parameters))
+    if len(unknown) == len(x) and one_input:
+        return False
+    signature = ", ".join(str(p) for p in parameters)
+    raise ValueError(f"The input dict has keys {unknown} that match no argument of "
+                     f"{type(module).__name__}.forward({signature}). A dict input is passed as keyword "
+                     "arguments when every key names a forward argument, or as one dict when no key does "
+                     "and forward takes a single input. Rename the keys to forward's arguments. "
+                     f"Received: x keys={list(x)}")
 
 
 def _concatenate(outputs: list) -> Any:
