@@ -107,6 +107,15 @@ def test_metric_updates_in_place_on_its_device(case, device):
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=IDS)
+def test_metric_state_stays_out_of_the_autograd_graph(case):
+    metric = case.ours()
+    updates = [tuple(a.float().requires_grad_() if a.is_floating_point() else a for a in u)
+               for u in _tensors(_updates(case))]
+    result = _result(metric, updates)
+    assert not result.requires_grad and not any(v.requires_grad for v in metric.variables)
+
+
+@pytest.mark.parametrize("case", CATALOGUE, ids=IDS)
 def test_metric_numpy_and_tensor_inputs_agree(case):
     updates = _updates(case)
     torch.testing.assert_close(_result(case.ours(), updates), _result(case.ours(), _tensors(updates)))

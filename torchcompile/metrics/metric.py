@@ -46,10 +46,11 @@ def resolve_dtype(dtype: str | torch.dtype | None, allow_int: bool = False) -> t
 def as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``x`` (tensor, NumPy array, number or list) as a tensor on ``device``.
 
-    A tensor already on ``device`` with the right dtype is returned without a copy.
+    A tensor already on ``device`` with the right dtype is returned without a copy, detached:
+    metric state never joins the autograd graph of the predictions it is fed.
     """
     if isinstance(x, torch.Tensor):
-        return x.to(device=device, dtype=dtype)
+        return x.detach().to(device=device, dtype=dtype)
     return torch.as_tensor(x, dtype=dtype, device=device)
 
 
@@ -221,6 +222,12 @@ class Mean(Metric):
         self.add_state("count", 0.0)
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
+        if isinstance(sample_weight, (int, float)) and isinstance(values, torch.Tensor) and values.ndim == 0 \
+                and values.dtype == self.dtype and values.device == self._device:
+            # The engine's loss tracker (a scalar weighted by the batch size): two kernels, no temporaries.
+            self.total.add_(values, alpha=sample_weight)
+            self.count.add_(sample_weight)
+            return
         values = self._tensor(values, self.dtype)
         weight = None if sample_weight is None else self._tensor(sample_weight, self.dtype)
         values, weight = _reduce_to_samplewise_values(values, weight, torch.mean)

@@ -21,8 +21,6 @@ __all__ = [
     "MeanSquaredLogarithmicError", "CosineSimilarity", "LogCoshError", "R2Score", "cosine_similarity",
 ]
 
-_DType = "str | torch.dtype | None"
-
 
 def cosine_similarity(y_true: torch.Tensor, y_pred: torch.Tensor, axis: int = -1) -> torch.Tensor:
     """Cosine similarity along ``axis``: 1 when aligned (the metric's sign, not the loss')."""
@@ -35,7 +33,7 @@ class _ErrorMetric(MeanMetricWrapper):
     higher_is_better = False
     _fn: Any = None
 
-    def __init__(self, name: str, dtype: _DType = None):
+    def __init__(self, name: str, dtype: Any = None):
         super().__init__(type(self)._fn, name=name, dtype=dtype)
 
 
@@ -44,7 +42,7 @@ class MeanSquaredError(_ErrorMetric):
 
     _fn = staticmethod(loss_fns.mean_squared_error)
 
-    def __init__(self, name: str = "mean_squared_error", dtype: _DType = None):
+    def __init__(self, name: str = "mean_squared_error", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
 
 
@@ -53,7 +51,7 @@ class MeanAbsoluteError(_ErrorMetric):
 
     _fn = staticmethod(loss_fns.mean_absolute_error)
 
-    def __init__(self, name: str = "mean_absolute_error", dtype: _DType = None):
+    def __init__(self, name: str = "mean_absolute_error", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
 
 
@@ -65,7 +63,7 @@ class MeanAbsolutePercentageError(_ErrorMetric):
 
     _fn = staticmethod(loss_fns.mean_absolute_percentage_error)
 
-    def __init__(self, name: str = "mean_absolute_percentage_error", dtype: _DType = None):
+    def __init__(self, name: str = "mean_absolute_percentage_error", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
 
 
@@ -77,7 +75,7 @@ class MeanSquaredLogarithmicError(_ErrorMetric):
 
     _fn = staticmethod(loss_fns.mean_squared_logarithmic_error)
 
-    def __init__(self, name: str = "mean_squared_logarithmic_error", dtype: _DType = None):
+    def __init__(self, name: str = "mean_squared_logarithmic_error", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
 
 
@@ -89,7 +87,7 @@ class LogCoshError(_ErrorMetric):
 
     _fn = staticmethod(loss_fns.log_cosh)
 
-    def __init__(self, name: str = "logcosh", dtype: _DType = None):
+    def __init__(self, name: str = "logcosh", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
 
 
@@ -104,7 +102,7 @@ class CosineSimilarity(MeanMetricWrapper):
 
     higher_is_better = True
 
-    def __init__(self, name: str = "cosine_similarity", dtype: _DType = None, axis: int = -1):
+    def __init__(self, name: str = "cosine_similarity", dtype: Any = None, axis: int = -1):
         super().__init__(cosine_similarity, name=name, dtype=dtype, axis=axis)
 
 
@@ -116,7 +114,7 @@ class RootMeanSquaredError(Mean):
 
     higher_is_better = False
 
-    def __init__(self, name: str = "root_mean_squared_error", dtype: _DType = None):
+    def __init__(self, name: str = "root_mean_squared_error", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
@@ -149,7 +147,7 @@ class R2Score(Metric):
     _config_keys = ("class_aggregation", "num_regressors")
 
     def __init__(self, class_aggregation: str | None = "uniform_average", num_regressors: int = 0,
-                 name: str = "r2_score", dtype: _DType = None):
+                 name: str = "r2_score", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
         valid = (None, "uniform_average", "variance_weighted_average")
         if class_aggregation not in valid:
