@@ -262,13 +262,20 @@ def compile_from_config(model: Any, config: dict[str, Any], custom_objects: dict
                          "hold. Pass them: tc.load_model(path, module=..., custom_objects={name: object}), or "
                          f"load with compile=False and call compile() yourself. Received: "
                          f"custom_objects={sorted(custom_objects)}")
-    resolve = lambda v: custom_objects[v["custom"]] if _is_custom(v) else v  # noqa: E731
+    def resolver(get: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def resolve(entry: Any) -> Any:
+            if _is_custom(entry):
+                return custom_objects[entry["custom"]]
+            return get(entry) if isinstance(entry, dict) else entry  # compile reads dicts as per-output specs
+        return resolve
+
     optimizer = None
     if config.get("optimizer") is not None:
         optimizer = build_optimizer(config["optimizer"], list(model.module.parameters()), custom_objects)
-    model.compile(optimizer=optimizer, loss=_map(resolve, config["loss"]),
-                  metrics=_map(resolve, config["metrics"]), loss_weights=config["loss_weights"],
-                  weighted_metrics=_map(resolve, config["weighted_metrics"]),
+    metric = resolver(metrics_module.get)
+    model.compile(optimizer=optimizer, loss=_map(resolver(losses_module.get), config["loss"]),
+                  metrics=_map(metric, config["metrics"]), loss_weights=config["loss_weights"],
+                  weighted_metrics=_map(metric, config["weighted_metrics"]),
                   jit_compile=config["jit_compile"], steps_per_execution=config["steps_per_execution"])
 
 
