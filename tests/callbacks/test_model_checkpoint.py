@@ -97,3 +97,42 @@ def test_model_checkpoint_verbose_says_when_the_monitor_improves(tmp_path, capsy
     drive(callback, make_model(), [0.5, 0.7])
     out = capsys.readouterr().out
     assert "val_loss improved from None to 0.50000" in out and "val_loss did not improve from 0.50000" in out
+
+
+class CountingLogs(dict):
+    """Batch logs that count reads (a read of a device tensor is a host sync)."""
+
+    reads = 0
+
+    def __getitem__(self, key):
+        CountingLogs.reads += 1
+        return super().__getitem__(key)
+
+    def items(self):
+        CountingLogs.reads += 1
+        return super().items()
+
+    def get(self, key, default=None):
+        CountingLogs.reads += 1
+        return super().get(key, default)
+
+
+@pytest.mark.parametrize("callback", ["checkpoint_per_epoch", "checkpoint_every_3", "csv", "backup"])
+def test_batch_logs_are_read_only_on_save_steps(tmp_path, callback):
+    model = make_model()
+    callback = {"checkpoint_per_epoch": lambda: tc.callbacks.ModelCheckpoint(str(tmp_path / "m.pt")),
+                "checkpoint_every_3": lambda: tc.callbacks.ModelCheckpoint(str(tmp_path / "m{batch}.pt"),
+                                                                           save_freq=3, save_weights_only=True),
+                "csv": lambda: tc.callbacks.CSVLogger(tmp_path / "log.csv"),
+                "backup": lambda: tc.callbacks.BackupAndRestore(tmp_path / "b", save_freq=3)}[callback]()
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    CountingLogs.reads = 0
+    reads_per_batch = []
+    for batch in range(6):
+        before = CountingLogs.reads
+        callback.on_train_batch_end(batch, CountingLogs(loss=torch.tensor(1.0)))
+        reads_per_batch.append(CountingLogs.reads - before)
+    saves = [2, 5] if isinstance(callback, tc.callbacks.ModelCheckpoint) and callback.save_freq == 3 else []
+    assert [i for i, reads in enumerate(reads_per_batch) if reads] == saves

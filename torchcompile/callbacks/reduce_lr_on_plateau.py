@@ -7,7 +7,6 @@ epoch logs. The rate is read and written through `tc.optimizers.get_learning_rat
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
