@@ -101,7 +101,7 @@ def read_file(path: str | os.PathLike, what: str = "weights") -> Any:
                              "load files you trust with plain torch.load. "
                              f"Received: filepath={path!r}") from e
         raise ValueError(_corrupt(what, path, e)) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as e:
         raise ValueError(_corrupt(what, path, e)) from e
 
 
