@@ -94,3 +94,15 @@ def test_readable_size_as_keras(nbytes, text):
 def test_count_parameters_counts_shared_parameters_once():
     layer = nn.Linear(2, 2)
     assert count_parameters(nn.Sequential(layer, layer))["total"] == (6, 24)
+
+
+def test_summary_after_fit_shows_output_shapes(rng):
+    import torchcompile as tc
+    model = tc.Model(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)),
+                     device="cpu")
+    model.compile("sgd", "mse")
+    model.fit(rng.normal(size=(6, 4)).astype("float32"), np.zeros((6, 2), "float32"), batch_size=3, verbose=0)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("(3, 8)" in line or "(None, 8)" in line or "8)" in line for line in lines if "Linear" in line)
+    assert not any("?" in line for line in lines if "Linear" in line)

@@ -231,6 +231,7 @@ class Model:
                                  verbose=verbose, epochs=epochs, steps=train_iterator.num_steps)
         self.stop_training = False
         self._resume_point = None  # BackupAndRestore sets it in on_train_begin (engine/loop.py uses it)
+        summary_module.record_shapes_once(self.module)  # one-shot hooks: summary() shows shapes after fit
         train_fn = self._step_function("train")
         callbacks.on_train_begin()
         if self._resume_point is not None:

@@ -39,8 +39,8 @@ def print_summary(model: Any, input_shape: Any = None, line_length: int | None =
     module = model.module
     if input_shape is not None:
         _record_from_zeros(module, input_shape, model.device)
-    elif module not in _SHAPES:
-        _watch(module)
+    else:
+        record_shapes_once(module)
     shapes = _SHAPES.get(module, {})
     rows = [(f"{'  ' * depth}{name.rsplit('.', 1)[-1]} ({type(child).__name__})", shapes.get(name, "?"),
              f"{_own_and_nested(child):,}") for depth, name, child in _walk(module, expand_nested)]
@@ -143,9 +143,12 @@ def _hooks(module: nn.Module, shapes: dict[str, str]) -> list:
     return [sub.register_forward_hook(record(name)) for name, sub in module.named_modules()]
 
 
-def _watch(module: nn.Module) -> None:
-    """Leave hooks that record the shapes of the next forward, then remove themselves."""
-    if module in _WATCHED:
+def record_shapes_once(module: nn.Module) -> None:
+    """Leave hooks that record the shapes of the next forward, then remove themselves.
+
+    `fit`, `evaluate` and `predict` call this, so a summary after training shows the shapes.
+    """
+    if module in _WATCHED or module in _SHAPES:
         return
     shapes: dict[str, str] = {}
     handles = _hooks(module, shapes)
