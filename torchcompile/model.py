@@ -20,7 +20,7 @@ from torchcompile import optimizers as optimizers_module
 from torchcompile import saving
 from torchcompile import summary as summary_module
 from torchcompile.callbacks.callback import CallbackList
-from torchcompile.engine import data_adapters, loop
+from torchcompile.engine import data_adapters, distributed, loop
 from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
 from torchcompile.engine.device import resolve_device, to_device
 from torchcompile.engine.epoch_iterator import EpochIterator
@@ -46,7 +46,7 @@ class Model:
             raise TypeError("tc.Model wraps a torch.nn.Module; build your network as one (or use "
                             f"tc.Sequential([...])). Received: module of type {type(module).__name__}")
         self.module = module
-        self.device = resolve_device(device)
+        self.device = distributed.setup(resolve_device(device))  # under torchrun: the group, cuda:LOCAL_RANK
         self.module.to(self.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self.compiled = False
@@ -62,6 +62,7 @@ class Model:
         self._labels_to_check: Any = None
         self._check_labels_per_batch = False
         self._jit_steps: dict[str, Any] = {}
+        self._ddp: Any = None  # DistributedDataParallel over self.module under several processes
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.module(*args, **kwargs)
@@ -92,6 +93,7 @@ class Model:
         self.jit_compile = bool(jit_compile)
         self.steps_per_execution = steps_per_execution
         self._jit_steps = {}
+        self._ddp = distributed.wrap(self.module, self.device)  # None in one process
         self.compiled = True
 
     # ------------------------------------------------------------------ steps
@@ -120,12 +122,14 @@ class Model:
     def forward(self, x: Any) -> Any:
         """Call the module: a tuple/list as positional inputs, a dict as keyword inputs when the
         forward takes those names, as one dict when it takes one input and none of those names
-        (a ValueError otherwise), anything else as the single input."""
+        (a ValueError otherwise), anything else as the single input. Under several processes,
+        a forward that records gradients runs through DDP, which all-reduces them in backward."""
+        module = self._ddp if self._ddp is not None and torch.is_grad_enabled() else self.module
         if isinstance(x, (tuple, list)):
-            return self.module(*x)
+            return module(*x)
         if isinstance(x, dict) and _takes_keywords(self.module, x):
-            return self.module(**x)
-        return self.module(x)
+            return module(**x)
+        return module(x)
 
     def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         """The compiled loss; updates the loss trackers (batch-size weighted, on the device)."""
@@ -162,6 +166,7 @@ class Model:
                                               for n in loss.names]
         if self._compiled_metrics is not None and not self._compiled_metrics.built:
             self._compiled_metrics.build(y, y_pred, self.device)
+            distributed.disable_foreign_sync(self.metrics)  # torchmetrics: synced once per epoch instead
 
     def _first_batch_checks(self, y: Any, y_pred: Any) -> None:
         # One host sync per run: logits fed to a probability loss, sparse labels in range.
@@ -243,6 +248,7 @@ class Model:
             self._begin_run(train_iterator)
             with loop.mode(self.module, training=True):
                 loop.run_epoch(self, "train", train_iterator, callbacks, train_fn)
+            self.stop_training = distributed.end_epoch(self.module, self.metrics, self.stop_training)
             epoch_logs = loop.pythonify_logs(self.get_metrics_result())  # host sync, once per epoch
             if val_iterator is not None and _should_validate(epoch, validation_freq):
                 val_logs = self._run_evaluation(val_iterator, callbacks)
@@ -284,7 +290,9 @@ class Model:
         if not outputs:
             raise ValueError("predict() got no batches from `x`; pass data with at least one sample. "
                              f"Received: x of type {type(x).__name__}")
-        return _concatenate(outputs)
+        sharding = getattr(iterator.adapter, "sharding", None)  # several processes: each predicted its share
+        return _concatenate(outputs) if sharding is None else distributed.gather_predictions(
+            _concatenate(outputs), sharding)
 
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: dict | None = None, return_dict: bool = False):
@@ -329,8 +337,9 @@ class Model:
 
     def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, shuffle=False, class_weight=None,
                         training=False):
+        sharding = distributed.sharding_for(x, batch_size, steps, training)  # None in one process
         adapter = data_adapters.get_data_adapter(x, y, sample_weight, batch_size, shuffle, class_weight,
-                                                 self.device, steps=steps)
+                                                 self.device, steps=steps, sharding=sharding)
         # Training carries a partly read pass into the next epoch; evaluation starts afresh (Keras).
         return EpochIterator(adapter, steps, carry_over=training)
 
@@ -346,6 +355,7 @@ class Model:
         callbacks.on_test_begin()
         with loop.mode(self.module, training=False):
             loop.run_epoch(self, "test", iterator, callbacks, self._step_function("test"))
+        distributed.all_reduce_metrics(self.metrics)  # several processes: global values
         logs = loop.pythonify_logs(self.get_metrics_result())  # host sync, once per evaluation
         callbacks.on_test_end(logs)
         return logs

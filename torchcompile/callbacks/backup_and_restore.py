@@ -35,7 +35,7 @@ import torch
 
 from torchcompile import saving
 from torchcompile.callbacks.callback import Callback
-from torchcompile.engine import loop
+from torchcompile.engine import distributed, loop
 
 BACKUP_FORMAT = "torchcompile.backup"
 
@@ -158,7 +158,7 @@ class BackupAndRestore(Callback):
     def _finish_skip(self, batch: Any, pending: dict) -> None:
         """After the last step done before the kill: the metric states and RNG state of that moment."""
         model = self.model
-        if pending["metrics"] is not None:
+        if pending["metrics"] is not None and distributed.is_rank_zero():  # global sums; the others start at 0
             built = all(part is None or part.built for part in (model._compiled_loss, model._compiled_metrics))
             if not built:
                 # The compiled metrics are made on the first batch; one forward in eval mode (no
@@ -211,6 +211,10 @@ class BackupAndRestore(Callback):
         metrics = None
         if step:
             metrics = [[m.name, [v.detach().clone() for v in getattr(m, "variables", [])]] for m in model.metrics]
+            if distributed.is_distributed():  # the backup holds the sums over every process
+                distributed.all_reduce_sum([v for _, values in metrics for v in values])
+        if not distributed.is_rank_zero():
+            return  # several processes: rank 0 writes the backup; every process reads it on restart
         data = {"format": BACKUP_FORMAT, "version": 1, "epoch": epoch, "step": step,
                 "weights": model.module.state_dict(),
                 "optimizer": model.optimizer.state_dict() if model.optimizer is not None else None,
@@ -227,7 +231,7 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         if self.model is not None and getattr(self.model, "_resume_point", None) is self:
             self.model._resume_point = None
-        if not self.delete_checkpoint:
+        if not self.delete_checkpoint or not distributed.is_rank_zero():
             return
         for path in (self._path, self._prev_path):
             if os.path.exists(path):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from torchcompile.callbacks.callback import Callback
+from torchcompile.engine import distributed
 from torchcompile.saving import atomic_write
 
 
@@ -43,6 +44,8 @@ class CSVLogger(Callback):
         self._text = ""
 
     def on_train_begin(self, logs=None):
+        if not distributed.is_rank_zero():
+            return  # several processes: rank 0 writes the file (the logs are the same everywhere)
         self._text = ""
         if self.append and os.path.exists(self.filename):
             with open(self.filename, newline="") as f:
@@ -53,6 +56,8 @@ class CSVLogger(Callback):
             atomic_write(self.filename, lambda f: None)  # Keras truncates the file when training starts
 
     def on_epoch_end(self, epoch, logs=None):
+        if not distributed.is_rank_zero():
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs.keys())

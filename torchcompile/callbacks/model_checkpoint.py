@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from torchcompile import saving
 from torchcompile.callbacks.monitor import MonitorCallback, to_float
+from torchcompile.engine import distributed
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -106,6 +107,8 @@ class ModelCheckpoint(MonitorCallback):
         return False
 
     def _save_model(self, epoch: int, batch: int | None, logs: Mapping[str, Any] | None) -> None:
+        if not distributed.is_rank_zero():
+            return  # several processes: rank 0 saves (and prints); the weights are the same everywhere
         logs = _numbers(logs)  # batch logs are device tensors: one host sync, on save steps only
         filepath = self._get_file_path(epoch, batch, logs)
         if os.path.isdir(filepath):

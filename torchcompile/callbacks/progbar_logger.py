@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from tqdm.auto import tqdm
 
 from torchcompile.callbacks.callback import Callback
+from torchcompile.engine import distributed
 
 REFRESH_SECONDS = 0.2
 
@@ -63,7 +64,7 @@ class ProgbarLogger(Callback):
     def set_params(self, params):
         super().set_params(params)
         verbose = params.get("verbose", 1)
-        self.verbose = 1 if verbose == "auto" else verbose
+        self.verbose = (1 if verbose == "auto" else verbose) if distributed.is_rank_zero() else 0  # rank 0 prints
         self.epochs = params.get("epochs", 1)
 
     def on_train_begin(self, logs=None):

@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from torchcompile.engine import distributed
+
 _HOOKS = {
     "train": ("on_train_batch_begin", "on_train_batch_end"),
     "test": ("on_test_batch_begin", "on_test_batch_end"),
@@ -69,8 +71,8 @@ def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
             logs = LazyLogs(lambda: model.metrics)
         if with_hooks:
             end_hook(step, logs)
-        if mode == "train" and model.stop_training:
-            break
+        if mode == "train" and model.stop_training and not distributed.is_distributed():
+            break  # several processes stop together at the epoch's end (distributed.end_epoch)
     if epoch_iterator.ran_out_of_data and mode == "train":
         model.stop_training = True
     return outputs

@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A training script run unchanged by every process under torchrun, and once in one process
+as the reference (tests/integration/test_distributed.py).
+
+    python -m torch.distributed.run --nproc_per_node=2 tests/integration/distributed_worker.py OUT
+
+Each process saves what it saw to ``OUT/rank<r>.pt``: final weights, History, evaluate and
+predict results, the files it wrote (every atomic write ends in ``os.replace``) and what it
+printed. It also trains from a Dataset, and checks BackupAndRestore by interrupting a run and
+resuming it in a fresh model, next to an uninterrupted run.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import TensorDataset
+
+import torchcompile as tc
+
+GLOBAL_BATCH = 16
+EPOCHS = 3
+
+
+def data() -> dict:
+    """60 training samples (global batches of 16, 16, 16, 12), 15 validation, 21 to predict."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 6)).astype("float32")
+    y = ((x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 0.5)).astype("int64")
+    return {"x": x[:60], "y": y[:60], "xv": x[60:75], "yv": y[60:75], "xp": x[75:]}
+
+
+class Counted(torch.nn.Sequential):
+    """Counts the samples this process trains on (a sharding bug would not change the weights)."""
+
+    seen = 0
+
+    def forward(self, x):
+        self.seen += x.shape[0] if self.training else 0
+        return super().forward(x)
+
+
+def build_model() -> tc.Model:
+    torch.manual_seed(0)
+    module = Counted(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    model = tc.Model(module, device="cpu")
+    model.compile(optimizer="adam", loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+@contextlib.contextmanager
+def recording_writes(written: list):
+    """Record the destination of every ``os.replace`` (the last step of saving.atomic_write)."""
+    replace = os.replace
+
+    def record(src, dst, *args, **kwargs):
+        written.append(os.fspath(dst))
+        return replace(src, dst, *args, **kwargs)
+
+    os.replace = record
+    try:
+        yield
+    finally:
+        os.replace = replace
+
+
+def fit_arrays(d: dict, files: Path) -> dict:
+    """fit with validation and the writing callbacks, then evaluate, predict and load a checkpoint."""
+    model = build_model()
+    callbacks = [tc.callbacks.ModelCheckpoint(str(files / "ckpt-{epoch}.pt"), save_weights_only=True),
+                 tc.callbacks.CSVLogger(str(files / "log.csv")),
+                 tc.callbacks.BackupAndRestore(str(files / "backup"), delete_checkpoint=False)]
+    printed, written = io.StringIO(), []
+    with contextlib.redirect_stdout(printed), recording_writes(written):
+        history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=EPOCHS, shuffle=False,
+                            validation_data=(d["xv"], d["yv"]), callbacks=callbacks, verbose=2)
+    if dist.is_initialized():
+        dist.barrier()  # rank 0's last checkpoint is on disk before the others read it
+    loaded = build_model()
+    loaded.load_weights(str(files / f"ckpt-{EPOCHS}.pt"))
+    return {"weights": model.get_weights(), "history": history.history, "printed": printed.getvalue(),
+            "seen": model.module.seen,
+            "written": written, "loaded": loaded.get_weights(),
+            "evaluate": model.evaluate(d["xv"], d["yv"], batch_size=8, verbose=0, return_dict=True),
+            "predict": model.predict(d["xp"], batch_size=8, verbose=0)}
+
+
+def fit_dataset(d: dict) -> dict:
+    """fit from a map-style Dataset: fit shards it through a batch sampler."""
+    model = build_model()
+    dataset = TensorDataset(torch.from_numpy(d["x"]), torch.from_numpy(d["y"]))
+    history = model.fit(dataset, batch_size=GLOBAL_BATCH, epochs=2, shuffle=False, verbose=0)
+    return {"weights": model.get_weights(), "history": history.history, "seen": model.module.seen}
+
+
+class Interrupt(tc.callbacks.Callback):
+    """Raise after batch ``at[1]`` of epoch ``at[0]`` (every process at the same step)."""
+
+    def __init__(self, at: tuple[int, int]):
+        super().__init__()
+        self.at, self.epoch = at, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise KeyboardInterrupt
+
+
+def fit_resumable(d: dict, backup: Path, interrupt_at: tuple[int, int] | None = None) -> dict:
+    """Shuffled fit backed up every 2 batches; interrupted at ``interrupt_at`` if given."""
+    model = build_model()
+    callbacks = [tc.callbacks.BackupAndRestore(str(backup), save_freq=2)]
+    callbacks += [Interrupt(interrupt_at)] if interrupt_at else []
+    history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=EPOCHS, callbacks=callbacks, verbose=0)
+    return {"weights": model.get_weights(), "history": history.history}
+
+
+def resume(d: dict, folder: Path) -> dict:
+    """An uninterrupted shuffled run, and one interrupted mid-epoch then resumed in a fresh model."""
+    uninterrupted = fit_resumable(d, folder / "uninterrupted")
+    try:
+        fit_resumable(d, folder / "interrupted", interrupt_at=(1, 2))
+    except KeyboardInterrupt:
+        pass
+    return {"uninterrupted": uninterrupted, "resumed": fit_resumable(d, folder / "interrupted")}
+
+
+def run(out: Path) -> dict:
+    d = data()
+    return {"arrays": fit_arrays(d, out / "files"), "dataset": fit_dataset(d), "resume": resume(d, out / "resume")}
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    out = Path(sys.argv[1])
+    result = run(out)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    torch.save(result, out / f"rank{rank}.pt")

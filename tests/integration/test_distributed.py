@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Two processes under torchrun on the CPU (gloo) against the same script in one process.
+
+One launch (``distributed_worker.py`` under ``python -m torch.distributed.run``) serves every
+test here. ``test_fit_under_two_processes_matches_one_process`` runs in the default suite;
+the rest need ``TC_TEST_DISTRIBUTED=1``.
+"""
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.integration import distributed_worker
+
+pytestmark = pytest.mark.slow
+distributed = pytest.mark.distributed
+WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAUNCH_TIMEOUT_S = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """What each of the two processes saved."""
+    out = tmp_path_factory.mktemp("two_processes")
+    path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={free_port()}", WORKER, str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)] + [out]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The same script in this one process."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return distributed_worker.run(tmp_path_factory.mktemp("one_process"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def max_difference(a, b) -> float:
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b, strict=True))
+
+
+def test_fit_under_two_processes_matches_one_process(ranks, single):
+    rank0, rank1, _ = ranks
+    assert max_difference(rank0["arrays"]["weights"], rank1["arrays"]["weights"]) == 0.0
+    assert max_difference(rank0["arrays"]["weights"], single["arrays"]["weights"]) < 1e-5
+    epochs = distributed_worker.EPOCHS
+    assert single["arrays"]["seen"] == 60 * epochs and rank0["arrays"]["seen"] == rank1["arrays"]["seen"] == 30 * epochs
+
+
+@distributed
+def test_history_under_two_processes_holds_the_global_values(ranks, single):
+    expected = single["arrays"]["history"]
+    for result in ranks[:2]:
+        history = result["arrays"]["history"]
+        assert list(history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+        for key in expected:
+            np.testing.assert_allclose(history[key], expected[key], rtol=0, atol=1e-5)
+
+
+@distributed
+def test_evaluate_under_two_processes_returns_global_values(ranks, single):
+    for result in ranks[:2]:
+        for key, value in single["arrays"]["evaluate"].items():
+            assert result["arrays"]["evaluate"][key] == pytest.approx(value, abs=1e-5)
+
+
+@distributed
+def test_predict_under_two_processes_returns_every_sample_in_order(ranks, single):
+    expected = single["arrays"]["predict"]
+    assert expected.shape == (21, 3)
+    for result in ranks[:2]:
+        np.testing.assert_allclose(result["arrays"]["predict"], expected, rtol=0, atol=1e-5)
+
+
+@distributed
+def test_callbacks_under_two_processes_write_on_rank_zero_only(ranks):
+    rank0, rank1, out = ranks
+    files = str(out / "files")
+    assert [p for p in rank1["arrays"]["written"] if p.startswith(files)] == []
+    written = {os.path.relpath(p, files) for p in rank0["arrays"]["written"]}
+    assert written == {"ckpt-1.pt", "ckpt-2.pt", "ckpt-3.pt", "log.csv", os.path.join("backup", "latest.pt")}
+    assert sorted(os.listdir(files)) == ["backup", "ckpt-1.pt", "ckpt-2.pt", "ckpt-3.pt", "log.csv"]
+
+
+@distributed
+def test_csv_under_two_processes_holds_the_global_values(ranks, single):
+    rows = (ranks[2] / "files" / "log.csv").read_text().splitlines()
+    assert rows[0] == "epoch,accuracy,loss,val_accuracy,val_loss" and len(rows) == 1 + distributed_worker.EPOCHS
+    last = dict(zip(rows[0].split(","), map(float, rows[-1].split(","))))
+    assert last["val_loss"] == pytest.approx(single["arrays"]["history"]["val_loss"][-1], abs=1e-5)
+
+
+@distributed
+def test_progress_under_two_processes_prints_on_rank_zero_only(ranks):
+    rank0, rank1, _ = ranks
+    assert rank0["arrays"]["printed"].count("Epoch ") == distributed_worker.EPOCHS
+    assert rank1["arrays"]["printed"] == ""
+
+
+@distributed
+def test_checkpoint_under_two_processes_loads_on_every_rank(ranks):
+    for result in ranks[:2]:
+        assert max_difference(result["arrays"]["loaded"], result["arrays"]["weights"]) == 0.0
+
+
+@distributed
+def test_dataset_fit_under_two_processes_matches_one_process(ranks, single):
+    rank0, rank1, _ = ranks
+    assert max_difference(rank0["dataset"]["weights"], rank1["dataset"]["weights"]) == 0.0
+    assert max_difference(rank0["dataset"]["weights"], single["dataset"]["weights"]) < 1e-5
+    np.testing.assert_allclose(rank0["dataset"]["history"]["loss"], single["dataset"]["history"]["loss"], atol=1e-5)
+    assert rank0["dataset"]["seen"] == rank1["dataset"]["seen"] == single["dataset"]["seen"] // 2
+
+
+@distributed
+def test_backup_under_two_processes_resumes_to_the_uninterrupted_weights(ranks):
+    for result in ranks[:2]:
+        uninterrupted, resumed = result["resume"]["uninterrupted"], result["resume"]["resumed"]
+        assert max_difference(resumed["weights"], uninterrupted["weights"]) == 0.0
+        assert resumed["history"]["loss"] == uninterrupted["history"]["loss"][1:]  # resumed in epoch 2
+    assert max_difference(ranks[0]["resume"]["resumed"]["weights"], ranks[1]["resume"]["resumed"]["weights"]) == 0.0
