@@ -46,13 +46,17 @@ class Counted(torch.nn.Sequential):
         return super().forward(x)
 
 
-def build_model() -> tc.Model:
+def build_model(metrics: list | None = None) -> tc.Model:
     torch.manual_seed(0)
     module = Counted(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     model = tc.Model(module, device="cpu")
     model.compile(optimizer="adam", loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+                  metrics=metrics or ["accuracy"])
     return model
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
 
 
 @contextlib.contextmanager
@@ -100,6 +104,41 @@ def fit_dataset(d: dict) -> dict:
     return {"weights": model.get_weights(), "history": history.history, "seen": model.module.seen}
 
 
+class ReadOnRankZero(tc.callbacks.Callback):
+    """Read every batch's logs on rank 0 only, as the progress bar does."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if rank() == 0:
+            {k: float(v) for k, v in logs.items()}
+
+
+def fit_torchmetrics(d: dict) -> dict | None:
+    """A torchmetrics metric next to a tc one: global values, and no wait on rank 0's reads."""
+    try:
+        from torchmetrics.classification import MulticlassAccuracy
+    except ImportError:
+        return None
+    model = build_model(["accuracy", MulticlassAccuracy(num_classes=3, average="micro")])
+    history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=2, shuffle=False, verbose=0,
+                        validation_data=(d["xv"], d["yv"]), callbacks=[ReadOnRankZero()])
+    return history.history
+
+
+class StopOnRankOne(tc.callbacks.Callback):
+    """Ask to stop after batch 1, on rank 1 only."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if rank() == 1 and batch == 1:
+            self.model.stop_training = True
+
+
+def fit_stopped_on_one_rank(d: dict) -> dict:
+    model = build_model()
+    history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=EPOCHS, verbose=0,
+                        callbacks=[StopOnRankOne()])
+    return {"epochs": len(history.history["loss"]), "seen": model.module.seen}
+
+
 class Interrupt(tc.callbacks.Callback):
     """Raise after batch ``at[1]`` of epoch ``at[0]`` (every process at the same step)."""
 
@@ -136,12 +175,12 @@ def resume(d: dict, folder: Path) -> dict:
 
 def run(out: Path) -> dict:
     d = data()
-    return {"arrays": fit_arrays(d, out / "files"), "dataset": fit_dataset(d), "resume": resume(d, out / "resume")}
+    return {"arrays": fit_arrays(d, out / "files"), "dataset": fit_dataset(d), "resume": resume(d, out / "resume"),
+            "torchmetrics": fit_torchmetrics(d), "stopped": fit_stopped_on_one_rank(d)}
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     out = Path(sys.argv[1])
     result = run(out)
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    torch.save(result, out / f"rank{rank}.pt")
+    torch.save(result, out / f"rank{rank()}.pt")

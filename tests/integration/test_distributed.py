@@ -137,3 +137,22 @@ def test_backup_under_two_processes_resumes_to_the_uninterrupted_weights(ranks):
         assert max_difference(resumed["weights"], uninterrupted["weights"]) == 0.0
         assert resumed["history"]["loss"] == uninterrupted["history"]["loss"][1:]  # resumed in epoch 2
     assert max_difference(ranks[0]["resume"]["resumed"]["weights"], ranks[1]["resume"]["resumed"]["weights"]) == 0.0
+
+
+@distributed
+def test_torchmetrics_metric_under_two_processes_holds_the_global_values(ranks, single):
+    expected = single["torchmetrics"]
+    if expected is None:
+        pytest.skip("needs torchmetrics")
+    assert list(expected) == ["loss", "accuracy", "multiclass_accuracy", "val_loss", "val_accuracy",
+                              "val_multiclass_accuracy"]
+    for result in ranks[:2]:
+        for key in expected:
+            np.testing.assert_allclose(result["torchmetrics"][key], expected[key], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(expected["multiclass_accuracy"], expected["accuracy"], atol=1e-6)
+
+
+@distributed
+def test_stop_asked_on_one_process_stops_every_process_at_the_epoch_end(ranks):
+    for result in ranks[:2]:
+        assert result["stopped"] == {"epochs": 1, "seen": 30}  # the whole first epoch, then no more
