@@ -101,7 +101,7 @@ def test_builtin_spec_defaults_equal_keras_constructor_defaults(name):
     ours = optimizers.get(name).get_config()
     theirs = keras.optimizers.get(name).get_config()
     shared = set(ours) & set(theirs) - {"name"}
-    assert {k: ours[k] for k in shared} == pytest.approx({k: theirs[k] for k in shared}, rel=1e-7)  # Keras: float32
+    trajectory.assert_same_config(ours, theirs, shared)
 
 
 @pytest.mark.parametrize("kwargs", [{"momentum": 1.5}, {"momentum": -0.1}, {"momentum": "0.9"}])

@@ -62,7 +62,7 @@ def test_extra_spec_defaults_equal_keras_constructor_defaults(name):
     theirs = getattr(keras.optimizers, type(optimizers.get(name)).__name__)().get_config()
     shared = set(ours) & set(theirs) - {"name"}
     assert shared >= set(type(optimizers.get(name))._keras_args)
-    assert {k: ours[k] for k in shared} == pytest.approx({k: theirs[k] for k in shared}, rel=1e-7)
+    trajectory.assert_same_config(ours, theirs, shared)
 
 
 @pytest.mark.parametrize("torch_class", [extra.TorchLion, extra.TorchFtrl, extra.TorchLamb, extra.TorchAdafactor])

@@ -7,6 +7,7 @@ A case is ``(id, kwargs)`` with Keras argument names; a ``learning_rate`` given 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from torchcompile import optimizers
@@ -91,3 +92,12 @@ def difference_from_keras(name: str, kwargs: dict, rng: np.random.Generator, fin
     w0, grads = weights_and_grads(rng, shapes=shapes)
     return relative_difference(ours(name, kwargs, w0, grads, finalize), keras_final(name, kwargs, w0, grads, finalize),
                                w0)
+
+
+def assert_same_config(ours: dict, theirs: dict, keys: set) -> None:
+    """Numbers equal within Keras' float32 rounding (rel 1e-7); anything else exactly."""
+    for key in sorted(keys):
+        if isinstance(theirs[key], float) and isinstance(ours[key], (int, float)):
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-7), key
+        else:
+            assert ours[key] == theirs[key], key
