@@ -54,7 +54,7 @@ def test_sharding_records_the_indices_of_an_evaluation_pass():
 
 def test_sharding_evaluation_with_fewer_samples_than_processes_is_an_error():
     with pytest.raises(ValueError, match=r"3 processes.*Received: 2 samples, world_size=3"):
-        local_batches(2, 4, 0, 3, training=False)
+        local_batches(2, 3, 0, 3, training=False)
 
 
 def test_sharding_shuffled_order_is_a_permutation_drawn_from_torch_rng():
@@ -87,6 +87,11 @@ def test_check_batch_size_refuses_an_uneven_split_naming_the_fix():
 def test_check_batch_size_names_the_default():
     with pytest.raises(ValueError, match=r"Received: batch_size=32 \(the default\), world_size=3"):
         distributed.check_batch_size(32, 3, default=True)
+
+
+def test_sharding_refuses_a_batch_size_derived_from_steps_that_does_not_split():
+    with pytest.raises(ValueError, match=r"multiple of 2.*Received: batch_size=5, world_size=2"):
+        local_batches(10, 5, 0, 2, training=False)
 
 
 def test_sharding_for_is_none_in_one_process():

@@ -227,6 +227,7 @@ class Sharding:
     def batches(self, num_samples: int, batch_size: int, shuffle: bool,
                 device: torch.device = torch.device("cpu")) -> Iterator[torch.Tensor]:
         """This process's index tensor (on ``device``) for each global batch of one pass."""
+        check_batch_size(batch_size, self.world_size)  # also one derived from `steps`
         if not self.training and num_samples < self.world_size:
             raise ValueError(f"Evaluating or predicting on {num_samples} samples under {self.world_size} "
                              "processes leaves a process without data; pass at least one sample per process, "
@@ -305,8 +306,8 @@ def all_reduce_metrics(metrics: list, stop_training: bool = False) -> bool:
 def all_reduce_sum(tensors: list[torch.Tensor], extra: torch.Tensor | None = None) -> torch.Tensor:
     """Sum ``tensors`` across processes in place, in one all-reduce; returns the flat buffer."""
     parts = [t.detach().reshape(-1).to(_comm_device(), torch.float64) for t in tensors]
-    flat = torch.cat(parts + ([extra] if extra is not None else [])) if parts or extra is not None \
-        else torch.zeros(0, dtype=torch.float64, device=_comm_device())
+    parts += [extra] if extra is not None else []
+    flat = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=_comm_device())
     dist.all_reduce(flat)
     _unflatten(flat, tensors)
     return flat
