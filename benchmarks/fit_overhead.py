@@ -1,101 +1,135 @@
 # SPDX-License-Identifier: Apache-2.0
-"""How much does `fit` add over a careful hand-written loop? Same model, data, steps, one run.
+"""What does ``fit`` cost over a hand-written fast loop, and over Keras 3 and Lightning?
 
-The hand-written loop is the fastest honest PyTorch loop: data on the device once, a
-device permutation each epoch, slices per step, `zero_grad(set_to_none=True)`, loss and
-accuracy accumulated on the device and read once per epoch. `tc` runs
-`fit(verbose=0)` with loss="sparse_categorical_crossentropy" (from_logits) and
-metrics=["accuracy"]. Runs alternate and the median of each is reported.
+The same model, data, batch size and number of steps through every runner of
+``runners.py``: a hand-written fast loop (the floor), a tutorial loop, tc ``fit`` (verbose 0
+and 1, ``steps_per_execution``, ``jit_compile``, ``mixed_bfloat16``), Keras 3 on the torch
+backend and a Lightning Trainer. Each run is its own process (no shared allocator, caches
+or imports); rounds go over the runners in turn, so a change in machine load hits them all
+alike, and the table gives medians and ratios to the fast loop, with peak memory.
 
-    python benchmarks/fit_overhead.py [--repeats 5] [--samples 16384] [--device auto]
+    pip install -e .[bench]
+    python benchmarks/fit_overhead.py                          # every workload, CPU, 1 thread
+    python benchmarks/fit_overhead.py --workloads mlp64 --runners fast,tc0,tc1 --rounds 5
+    python benchmarks/fit_overhead.py --device cuda            # the same table on a GPU
+
+On a CPU shared with other jobs wall time is noisy: the ratio columns use CPU time (one
+torch thread, so CPU time is the time the run itself computed), and wall ratios are shown
+beside them. ``--markdown`` prints the table as the README carries it.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
-import time
+import subprocess
+import sys
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-import torchcompile as tc
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_RUNNERS = "fast,tutorial,tc0,tc1,tc_spe,tc_jit,keras,lightning"
 
 
-def make_module() -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+def worker(args: argparse.Namespace) -> None:
+    """One run in this process: print ``RESULT {json}`` as the last line."""
+    import torch
+
+    sys.path.insert(0, HERE)
+    from runners import RUNNERS, WORKLOADS
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    wall, cpu = RUNNERS[args.worker][1](args.workloads, device, args.epochs)
+    w = WORKLOADS[args.workloads]
+    steps = args.epochs * -(-w.samples // w.batch_size)
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "steps": steps, "peak_mb": peak / 2**20,
+                                  "device": str(device)}))
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def run_one(runner: str, workload: str, args: argparse.Namespace) -> dict | None:
+    command = [sys.executable, os.path.abspath(__file__), "--worker", runner, "--workloads", workload,
+               "--epochs", str(args.epochs), "--threads", str(args.threads), "--device", args.device]
+    env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": str(args.threads)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        print(f"  {runner} on {workload} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(lines[-1][len("RESULT "):])
 
 
-def hand_written(x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, device: torch.device) -> float:
-    module = make_module().to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
-    start = time.perf_counter()
-    xs, ys = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-    n = xs.shape[0]
-    for _ in range(epochs):
-        total_loss = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
-        order = torch.randperm(n, device=device)
-        module.train()
-        for begin in range(0, n, batch_size):
-            index = order[begin:begin + batch_size]
-            xb, yb = xs[index], ys[index]
-            logits = module(xb)
-            loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach() * yb.shape[0]
-            correct += (logits.detach().argmax(-1) == yb).sum()
-        epoch_logs = [(total_loss / n).item(), (correct / n).item()]  # one sync per epoch
-    sync(device)
-    del epoch_logs
-    return time.perf_counter() - start
+def measure(args: argparse.Namespace) -> dict[str, dict[str, list[dict]]]:
+    runners = args.runners.split(",")
+    results: dict[str, dict[str, list[dict]]] = {w: {r: [] for r in runners} for w in args.workloads.split(",")}
+    for round_ in range(args.rounds):
+        for workload, by_runner in results.items():
+            for runner in runners:
+                result = run_one(runner, workload, args)
+                if result is not None:
+                    by_runner[runner].append(result)
+        print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
+    return results
 
 
-def torchcompile_fit(x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, device: torch.device,
-                     verbose: int = 0) -> float:
-    model = tc.Model(make_module(), device=device)
-    model.compile(optimizer=tc.optimizers.Adam(learning_rate=1e-3),
-                  loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose)
-    sync(device)
-    return time.perf_counter() - start
+def table(results: dict[str, dict[str, list[dict]]], markdown: bool) -> str:
+    sys.path.insert(0, HERE)
+    from runners import RUNNERS, WORKLOADS
+
+    rows = ["| workload | runner | µs/step (CPU) | × fast loop (CPU) | × fast loop (wall) | peak MB |",
+            "|---|---|---:|---:|---:|---:|"] if markdown else []
+    for workload, by_runner in results.items():
+        base = by_runner.get("fast") or []
+        base_cpu = statistics.median(r["cpu"] for r in base) if base else None
+        base_wall = statistics.median(r["wall"] for r in base) if base else None
+        if not markdown:
+            rows.append(f"{WORKLOADS[workload].name} ({base[0]['device'] if base else '?'})")
+        for runner, runs in by_runner.items():
+            if not runs:
+                continue
+            cpu, wall = statistics.median(r["cpu"] for r in runs), statistics.median(r["wall"] for r in runs)
+            per_step = cpu / runs[0]["steps"] * 1e6
+            peak = statistics.median(r["peak_mb"] for r in runs)
+            ratio_cpu = f"{cpu / base_cpu:.2f}×" if base_cpu else "-"
+            ratio_wall = f"{wall / base_wall:.2f}×" if base_wall else "-"
+            name = RUNNERS[runner][0]
+            if markdown:
+                rows.append(f"| {WORKLOADS[workload].name} | {name} | {per_step:.0f} | {ratio_cpu} | "
+                            f"{ratio_wall} | {peak:.0f} |")
+            else:
+                rows.append(f"  {name:<38} {per_step:9.0f} us/step  {ratio_cpu:>7} cpu  {ratio_wall:>7} wall"
+                            f"  {peak:8.0f} MB")
+    return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=16384)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workloads", default="mlp64,mlp1024,cnn128", help="comma-separated: mlp64,mlp1024,cnn128")
+    parser.add_argument("--runners", default=DEFAULT_RUNNERS, help=f"comma-separated, from: {DEFAULT_RUNNERS},tc_bf16")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per run (after a warm-up epoch)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per runner; the table shows medians")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
+    parser.add_argument("--markdown", action="store_true", help="print the README's table")
+    parser.add_argument("--json", help="also write every run's numbers to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    device = tc.Model(torch.nn.Identity(), device=args.device).device
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.samples, 784)).astype("float32")
-    y = rng.integers(0, 10, size=args.samples)
-    runs = {"hand-written loop": hand_written, "tc fit(verbose=0)": torchcompile_fit}
-    for run in runs.values():  # warm-up: allocator, kernels, lazy imports
-        run(x[:2048], y[:2048], args.batch_size, 1, device)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            torch.manual_seed(0)
-            times[name].append(run(x, y, args.batch_size, args.epochs, device))
-    base = statistics.median(times["hand-written loop"])
-    steps = args.epochs * -(-args.samples // args.batch_size)
-    print(f"784-128-10 MLP, batch {args.batch_size}, {steps} steps, device {device}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"  {name:<22} {median:7.3f} s  {median / steps * 1e6:8.1f} us/step  {median / base:5.3f}x")
+    if args.worker:
+        worker(args)
+        return
+    results = measure(args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    load = os.getloadavg()
+    print(f"{args.device}, {args.threads} torch thread(s), {args.epochs} timed epochs, median of {args.rounds} "
+          f"runs; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(table(results, args.markdown))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, epochs=5, validation_split=0.2)
 """
-from torchcompile import callbacks, losses, metrics, optimizers
+from torchcompile import callbacks, losses, metrics, mixed_precision, optimizers
 from torchcompile.model import Model, Sequential
 from torchcompile.saving import load_model
 
 __version__ = "0.1.0"
-__all__ = ["Model", "Sequential", "load_model", "callbacks", "losses", "metrics", "optimizers", "__version__"]
+__all__ = ["Model", "Sequential", "load_model", "callbacks", "losses", "metrics", "mixed_precision", "optimizers",
+           "__version__"]

@@ -7,6 +7,7 @@ loop (engine/loop.py), batching (engine/data_adapters.py), losses and metrics.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any
 
@@ -16,11 +17,12 @@ from torch import nn
 
 from torchcompile import losses as losses_module
 from torchcompile import metrics as metrics_module
+from torchcompile import mixed_precision
 from torchcompile import optimizers as optimizers_module
 from torchcompile import saving
 from torchcompile import summary as summary_module
 from torchcompile.callbacks.callback import CallbackList
-from torchcompile.engine import data_adapters, distributed, loop
+from torchcompile.engine import data_adapters, distributed, execution, loop
 from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
 from torchcompile.engine.device import resolve_device, to_device
 from torchcompile.engine.epoch_iterator import EpochIterator
@@ -73,12 +75,17 @@ class Model:
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
                 loss_weights: Any = None, weighted_metrics: Any = None, jit_compile: bool = False,
-                steps_per_execution: int = 1) -> None:
+                steps_per_execution: int = 1, cuda_graph: bool = False, dtype_policy: Any = None) -> None:
         """Configure training, as Keras' ``compile``; recompiling keeps the weights.
 
         `model.optimizer` becomes a real ``torch.optim.Optimizer`` over the module's
         parameters. String ids are checked now; "accuracy" and "crossentropy" are
-        resolved from the shapes of the first batch, as Keras does.
+        resolved from the shapes of the first batch, as Keras does. ``jit_compile=True``
+        runs the steps through ``torch.compile`` (eagerly, with a warning, where it cannot).
+        ``steps_per_execution`` groups steps: batch hooks run once per group (Keras); with
+        ``cuda_graph=True`` on CUDA each group of training steps replays as one captured CUDA
+        graph (engine/execution.py lists the limits). ``dtype_policy`` (a name or a
+        ``tc.mixed_precision.Policy``) defaults to ``tc.mixed_precision.global_policy()``.
         """
         if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
             raise ValueError("`steps_per_execution` must be a positive integer. "
@@ -92,6 +99,9 @@ class Model:
         self._output_loss_trackers = []
         self.jit_compile = bool(jit_compile)
         self.steps_per_execution = steps_per_execution
+        self.cuda_graph = bool(cuda_graph)
+        self.dtype_policy = mixed_precision.get(dtype_policy or mixed_precision.global_policy())
+        self._precision = mixed_precision.Precision(self.dtype_policy, self.device, self.optimizer)
         self._jit_steps = {}
         self._ddp = distributed.wrap(self.module, self.device)  # None in one process
         self.compiled = True
@@ -100,24 +110,27 @@ class Model:
     def train_step(self, data: tuple) -> None:
         """One optimizer step on ``data = (x, y, sample_weight)``; metric state is updated in place."""
         x, y, sample_weight = data
-        y_pred = self.forward(x)
-        loss = self.compute_loss(x, y, y_pred, sample_weight)
+        with self._precision.autocast():  # a no-op unless a mixed dtype_policy is set
+            y_pred = self.forward(x)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self._precision.backward_and_step(loss, self.optimizer)  # loss scaling for mixed_float16
         self.update_metrics(y, y_pred, sample_weight)
 
     def test_step(self, data: tuple) -> None:
         """Loss and metrics on ``data`` without updating the weights."""
         x, y, sample_weight = data
-        y_pred = self.forward(x)
-        if self._compiled_loss is not None:
-            self.compute_loss(x, y, y_pred, sample_weight)
+        with self._precision.autocast():
+            y_pred = self.forward(x)
+            if self._compiled_loss is not None:
+                self.compute_loss(x, y, y_pred, sample_weight)
         self.update_metrics(y, y_pred, sample_weight)
 
     def predict_step(self, data: tuple) -> Any:
         x, _, _ = data
-        return self.forward(x)
+        precision = getattr(self, "_precision", None)  # predict needs no compile()
+        with precision.autocast() if precision is not None else contextlib.nullcontext():
+            return self.forward(x)
 
     def forward(self, x: Any) -> Any:
         """Call the module: a tuple/list as positional inputs, a dict as keyword inputs when the
@@ -154,7 +167,11 @@ class Model:
         if self._compiled_metrics is None or y is None:
             return
         self._build(y, y_pred)
-        detached = map_structure(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, y_pred)
+        cast = self._precision.float32 if self._precision.enabled else _identity  # metrics in float32 (Keras)
+        if isinstance(y_pred, torch.Tensor):  # one output, the common case
+            detached = cast(y_pred.detach())
+        else:
+            detached = map_structure(lambda t: cast(t.detach()) if isinstance(t, torch.Tensor) else t, y_pred)
         self._compiled_metrics.update_state(y, detached, sample_weight)
 
     def _build(self, y: Any, y_pred: Any) -> None:
@@ -361,15 +378,18 @@ class Model:
         return logs
 
     def _step_function(self, mode: str):
+        """The step for ``mode``: eager, through torch.compile, and/or run in captured groups."""
         step = {"train": self.train_step, "test": self.test_step, "predict": self.predict_step}[mode]
-        if not self.jit_compile:
+        graphs = mode == "train" and getattr(self, "cuda_graph", False)
+        if not (self.jit_compile or graphs):
             return step
-        compiled = self._jit_steps.setdefault(mode, torch.compile(step))
-
-        def run(data: tuple) -> Any:
-            # The first batch of a run builds and checks eagerly; torch.compile takes the rest.
-            return step(data) if self._check_next_batch else compiled(data)
-        return run
+        if mode not in self._jit_steps:  # built once per compile(), kept across fit() calls
+            run = execution.compiled_step(self, step) if self.jit_compile else _StepFunction(step)
+            if graphs:
+                custom = type(self).train_step is not Model.train_step
+                run.run_group = execution.CudaGraphGroups(self, step, self.steps_per_execution, custom)
+            self._jit_steps[mode] = run
+        return self._jit_steps[mode]
 
     def _single_batch(self, x: Any, y: Any, sample_weight: Any) -> tuple:
         x, y, sample_weight = (data_adapters.to_tensors(a) for a in (x, y, sample_weight))
@@ -422,6 +442,20 @@ class Sequential(Model):
 
     def __init__(self, layers: list[nn.Module] | None = None, device: str | torch.device = "auto"):
         super().__init__(nn.Sequential(*(layers or [])), device=device)
+
+
+class _StepFunction:
+    """An eager step that can carry a ``run_group`` (engine/loop.py runs groups through it)."""
+
+    def __init__(self, step: Any):
+        self.step = step
+
+    def __call__(self, data: tuple) -> Any:
+        return self.step(data)
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _check_ids(get: Any, spec: Any) -> None:

@@ -1,6 +1,12 @@
+# SPDX-License-Identifier: Apache-2.0
+"""engine/loop.py: lazy batch logs, modes, and steps grouped by steps_per_execution."""
+import numpy as np
+import pytest
 import torch
 
-from torchcompile.engine.loop import LazyLogs, mode, pythonify_logs
+import torchcompile as tc
+from torchcompile.callbacks.callback import Callback, CallbackList
+from torchcompile.engine.loop import LazyLogs, mode, pythonify_logs, run_epoch
 
 
 class _Metric:
@@ -39,3 +45,128 @@ def test_mode_restores_training_mode_after_an_exception():
     except KeyError:
         pass
     assert module.training and torch.is_grad_enabled()
+
+
+# ---------------------------------------------------------------- steps_per_execution
+class _Iterator:
+    def __init__(self, n):
+        self.n, self.ran_out_of_data = n, False
+
+    def enumerate_epoch(self):
+        return iter([(i, (torch.tensor([float(i)]), None, None)) for i in range(self.n)])
+
+
+class _Model:
+    def __init__(self, steps_per_execution=1, stop_at=None):
+        self.steps_per_execution, self.stop_at = steps_per_execution, stop_at
+        self.stop_training, self.metrics, self.device = False, [], torch.device("cpu")
+        self.seen = []
+
+    def prepare_batch(self, batch, mode):
+        return batch
+
+    def step(self, batch):
+        self.seen.append(int(batch[0]))
+        if self.stop_at is not None and self.seen[-1] == self.stop_at:
+            self.stop_training = True
+        return batch[0]
+
+
+class _Recorder(Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.calls.append(("begin", batch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls.append(("end", batch))
+
+
+def _run(model, n, mode="train", step_fn=None):
+    recorder = _Recorder()
+    outputs = run_epoch(model, mode, _Iterator(n), CallbackList([recorder]), step_fn or model.step)
+    return recorder.calls, outputs
+
+
+def test_run_epoch_groups_steps_and_calls_hooks_once_per_group_as_keras():
+    calls, _ = _run(_Model(steps_per_execution=3), 7)
+    assert calls == [("begin", 0), ("end", 2), ("begin", 3), ("end", 5), ("begin", 6), ("end", 6)]
+
+
+def test_run_epoch_runs_every_step_of_every_group():
+    model = _Model(steps_per_execution=4)
+    _run(model, 10)
+    assert model.seen == list(range(10))
+
+
+def test_run_epoch_checks_stop_training_after_each_group():
+    model = _Model(steps_per_execution=3, stop_at=4)
+    _run(model, 9)
+    assert model.seen == [0, 1, 2, 3, 4, 5]  # the group that asked to stop finishes, as in Keras
+
+
+def test_run_epoch_predict_keeps_every_output_of_a_group():
+    _, outputs = _run(_Model(steps_per_execution=4), 6, mode="predict")
+    assert [float(o) for o in outputs] == [0, 1, 2, 3, 4, 5]
+
+
+def test_run_epoch_hands_whole_groups_to_a_group_runner():
+    model, groups = _Model(steps_per_execution=4), []
+
+    def step(batch):
+        raise AssertionError("the group runner runs the steps")
+    step.run_group = lambda batches: groups.append(len(batches)) or [None] * len(batches)
+    _run(model, 10, step_fn=step)
+    assert groups == [4, 4, 2]
+
+
+def test_lazy_logs_length_and_truth_compute_nothing():
+    metric = _Metric("loss", 0.5)
+    logs = LazyLogs(lambda: [metric])
+    assert len(logs) == 1 and logs and metric.calls == 0
+
+
+# ---------------------------------------------------------------- through Model.fit
+def _fit(rng, **compile_args):
+    x = rng.normal(size=(80, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    torch.manual_seed(0)
+    model = tc.Model(torch.nn.Linear(4, 2), device="cpu")
+    model.compile("sgd", tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                  **compile_args)
+    return model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history
+
+
+def test_fit_with_steps_per_execution_trains_exactly_like_single_steps():
+    assert _fit(np.random.default_rng(0), steps_per_execution=3) == _fit(np.random.default_rng(0))
+
+
+def test_cuda_graph_on_cpu_warns_once_and_trains_eagerly():
+    with pytest.warns(RuntimeWarning, match="CUDA graphs need a CUDA device") as record:
+        history = _fit(np.random.default_rng(0), steps_per_execution=2, cuda_graph=True)
+    assert sum("cuda_graph" in str(w.message) for w in record) == 1
+    assert history == _fit(np.random.default_rng(0))
+
+
+@pytest.mark.gpu
+def test_cuda_graph_groups_train_like_eager_steps_on_cuda():
+    def fit(**compile_args):
+        torch.manual_seed(0)
+        x = torch.randn(256, 4)
+        y = (x[:, 0] > 0).long()
+        model = tc.Model(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)),
+                         device="cuda")
+        model.compile("adam", tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                      **compile_args)
+        history = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0).history
+        return model, history
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # capture must not fall back here
+        graphed, graphed_history = fit(steps_per_execution=4, cuda_graph=True)
+    _, eager_history = fit(steps_per_execution=4)
+    assert graphed._jit_steps["train"].run_group.graph is not None
+    np.testing.assert_allclose(graphed_history["loss"], eager_history["loss"], rtol=1e-4)
+    assert graphed.optimizer.param_groups[0]["iterations"] == 3 * 16

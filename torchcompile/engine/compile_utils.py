@@ -139,6 +139,11 @@ class CompiledLoss:
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[torch.Tensor, list]:
         """Return the total and the per-output losses (None where an output has no loss)."""
+        if self.names is None and self.entries[0][0] is not None:
+            # One output: the hot path of every step, without the per-output bookkeeping below.
+            loss, weight = self.entries[0]
+            value = loss(y_true, y_pred, sample_weight=sample_weight)
+            return (value if weight == 1.0 else weight * value), [value]
         preds = flatten_targets("y_pred", y_pred, self.names)
         trues = flatten_targets("y", y_true, self.names)
         weights = flatten_targets("sample_weight", sample_weight, self.names)
@@ -149,7 +154,8 @@ class CompiledLoss:
                 continue
             value = loss(y_t, y_p, sample_weight=sw)
             per_output.append(value)
-            total = weight * value if total is None else total + weight * value
+            weighted = value if weight == 1.0 else weight * value  # no kernel for the usual weight 1
+            total = weighted if total is None else total + weighted
         if total is None:
             raise ValueError("No output has a loss: give `loss` for at least one output in compile(). "
                              f"Received: loss={self.loss!r}")
@@ -182,6 +188,10 @@ class CompiledMetrics:
         self.built = True
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if self.names is None:  # one output: every metric sees the whole of y_true and y_pred
+            for _, metric, weighted in self.entries:
+                metric.update_state(y_true, y_pred, sample_weight=sample_weight if weighted else None)
+            return
         preds = flatten_targets("y_pred", y_pred, self.names)
         trues = flatten_targets("y", y_true, self.names)
         weights = flatten_targets("sample_weight", sample_weight, self.names)

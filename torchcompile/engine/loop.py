@@ -1,9 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """The one loop behind fit, evaluate and predict.
 
-Owns: running the steps of one epoch in a mode ("train", "test", "predict"), the batch
-hooks, stopping early, and turning device results into Python numbers once per epoch.
-Not: what a step computes (Model.train_step / test_step / predict_step).
+Owns: running the steps of one epoch in a mode ("train", "test", "predict"), grouping them
+by ``steps_per_execution`` (the batch hooks run once per group, as Keras: begin with the
+group's first step index, end with its last), stopping early, and turning device results
+into Python numbers once per epoch. Not: what a step computes (Model.train_step /
+test_step / predict_step) or how a group executes (engine/execution.py).
+
+Sync points: none per step. ``pythonify_logs`` is the one read per epoch; a callback that
+reads its batch logs as numbers pays for that read itself.
 """
 from __future__ import annotations
 
@@ -45,14 +50,27 @@ class LazyLogs(Mapping):
         return iter(self._resolve())
 
     def __len__(self) -> int:
-        return len(self._resolve())
+        # Without computing anything: `if logs:` in a callback must not resolve the logs.
+        return len(self._values) if self._values is not None else len(self._metrics())
 
 
 def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
               step_fn: Callable[..., Any]) -> list:
-    """Run one pass over ``epoch_iterator`` and return what predict steps produced."""
+    """Run one pass over ``epoch_iterator`` and return what predict steps produced.
+
+    Args:
+        model: the ``tc.Model`` (``prepare_batch``, ``metrics``, ``stop_training``, and
+            ``steps_per_execution``: batches per group; hooks and the stop check run once per group).
+        mode: "train", "test" or "predict".
+        epoch_iterator: yields ``(step, batch)``.
+        callbacks: a ``CallbackList``; its batch hooks are skipped when no callback has one.
+        step_fn: one step on one prepared batch; its ``run_group`` attribute, when it has
+            one, runs a whole group at once (a captured CUDA graph).
+    """
     begin_hook, end_hook = (getattr(callbacks, name) for name in _HOOKS[mode])
     with_hooks = callbacks.wants_batch_hooks(mode)
+    run_group = getattr(step_fn, "run_group", None)
+    prepare = _identity if _batches_ready(model, getattr(epoch_iterator, "adapter", None), mode) else model.prepare_batch
     outputs = []
     batches = epoch_iterator.enumerate_epoch()
     resume_point = getattr(model, "_resume_point", None) if mode == "train" else None
@@ -60,22 +78,52 @@ def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
         # BackupAndRestore: records the RNG state before the epoch's batches are drawn, and after a
         # restart restores it and skips the steps the killed run had done (callbacks/backup_and_restore.py).
         batches = resume_point.batches(batches, callbacks)
-    for step, batch in batches:
+    for steps, group in _groups(batches, getattr(model, "steps_per_execution", 1)):
         if with_hooks:
-            begin_hook(step, None)
-        result = step_fn(model.prepare_batch(batch, mode))
-        if mode == "predict":
-            outputs.append(result)
-            logs = {"outputs": result}
+            begin_hook(steps[0], None)
+        if run_group is not None:
+            results = run_group([prepare(batch, mode) for batch in group])
         else:
-            logs = LazyLogs(lambda: model.metrics)
+            results = [step_fn(prepare(batch, mode)) for batch in group]
+        if mode == "predict":
+            outputs.extend(results)
         if with_hooks:
-            end_hook(step, logs)
+            logs = {"outputs": results[-1]} if mode == "predict" else LazyLogs(lambda: model.metrics)
+            end_hook(steps[-1], logs)
         if mode == "train" and model.stop_training and not distributed.is_distributed():
             break  # several processes stop together at the epoch's end (distributed.end_epoch)
     if epoch_iterator.ran_out_of_data and mode == "train":
         model.stop_training = True
     return outputs
+
+
+def _batches_ready(model: Any, adapter: Any, mode: str) -> bool:
+    """Whether batches come already on the model's device, with nothing for ``prepare_batch`` to do
+    (arrays sliced on the device, and no per-batch label check)."""
+    return (getattr(adapter, "on_device", False) and getattr(adapter, "device", None) == model.device
+            and not getattr(model, "_check_labels_per_batch", False)
+            and getattr(type(model).prepare_batch, "__qualname__", "") == "Model.prepare_batch")
+
+
+def _identity(batch: Any, mode: str) -> Any:
+    return batch
+
+
+def _groups(batches: Iterator[tuple[int, Any]], size: int) -> Iterator[tuple[list[int], list]]:
+    """``(step, batch)`` pairs → ``([steps], [batches])`` of up to ``size``; the last may be shorter."""
+    if size == 1:
+        for step, batch in batches:
+            yield [step], [batch]
+        return
+    steps, group = [], []
+    for step, batch in batches:
+        steps.append(step)
+        group.append(batch)
+        if len(group) == size:
+            yield steps, group
+            steps, group = [], []
+    if group:
+        yield steps, group
 
 
 def pythonify_logs(results: Mapping[str, torch.Tensor]) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
     squeeze = y_pred.dim() == 1
     if squeeze:
         y_pred, y_true = y_pred.unsqueeze(0), y_true.unsqueeze(0)
-    else:
+    elif axis % y_pred.dim() != 1:
         y_pred = y_pred.movedim(axis % y_pred.dim(), 1)  # torch wants the class dim at 1
     if from_logits:
         values = F.cross_entropy(y_pred, y_true, reduction="none")

@@ -47,12 +47,15 @@ def categorical_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Te
 
 def sparse_categorical_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
     """1.0 where the integer label ``y_true`` equals the arg-max of ``y_pred``."""
-    y_true = y_true.to(y_pred.dtype)
     org_shape = y_true.shape
     reshape_matches = y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1
     if reshape_matches:
         y_true = y_true.squeeze(-1)
-    matches = (y_true == y_pred.argmax(dim=-1).to(y_true.dtype)).to(_FLOAT)
+    predicted = y_pred.argmax(dim=-1)
+    if y_true.is_floating_point() or y_true.dtype == torch.bool:
+        predicted = predicted.to(y_pred.dtype)  # Keras compares in y_pred's dtype
+        y_true = y_true.to(y_pred.dtype)
+    matches = (y_true == predicted).to(_FLOAT)  # integer labels: compared as integers, no casts
     if reshape_matches:
         matches = matches.reshape(org_shape)
     if matches.ndim > 1 and matches.shape[-1] == 1:

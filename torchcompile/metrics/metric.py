@@ -225,7 +225,7 @@ class Mean(Metric):
         if isinstance(sample_weight, (int, float)) and isinstance(values, torch.Tensor) and values.ndim == 0 \
                 and values.dtype == self.dtype and values.device == self._device:
             # The engine's loss tracker (a scalar weighted by the batch size): two kernels, no temporaries.
-            self.total.add_(values, alpha=sample_weight)
+            self.total.add_(values.detach(), alpha=sample_weight)
             self.count.add_(sample_weight)
             return
         values = self._tensor(values, self.dtype)

@@ -73,9 +73,15 @@ class KerasStepHooks:
         """Whether something other than the user sets the rate each step."""
         return self.schedule is not None or self.lr_scheduler is not None
 
-    @torch.no_grad()
     def pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """Before the update: clip gradients, decay weights, rescale momentum (Keras' order)."""
+        if not (self.clipnorm or self.global_clipnorm or self.clipvalue or self.weight_decay
+                or self.momentum_key is not None):
+            return  # nothing to do: no list building and no grad-mode switch on every step
+        with torch.no_grad():
+            self._pre_step(optimizer)
+
+    def _pre_step(self, optimizer: torch.optim.Optimizer) -> None:
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         if grads:
             self._clip(grads)
@@ -87,7 +93,6 @@ class KerasStepHooks:
             if self.momentum_key is not None and group.get("momentum", 0) != 0:
                 self._rescale_momentum(optimizer, group, params)
 
-    @torch.no_grad()
     def post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """After the update: count the step, set the next step's rate, update the EMA."""
         for group in optimizer.param_groups:
@@ -97,7 +102,8 @@ class KerasStepHooks:
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
         if self.ema_momentum is not None:
-            self._update_ema(optimizer)
+            with torch.no_grad():
+                self._update_ema(optimizer)
 
     def _clip(self, grads: list[torch.Tensor]) -> None:
         if self.clipnorm:
