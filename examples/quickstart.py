@@ -2,10 +2,14 @@
 """Quickstart: train a small classifier with the Keras workflow, offline, in seconds on a CPU.
 
 The data is generated here: 3 classes of points in 20 dimensions, separated by a random
-linear map plus noise, so a small MLP learns it well within a few epochs.
+linear map plus noise, so a small MLP learns it well within a few epochs. With matplotlib
+installed (`pip install "torchcompile[plot]"`) it saves the learning curves to
+quickstart_history.png; without it, it runs all the same.
 
     python examples/quickstart.py
 """
+import importlib.util
+
 import numpy as np
 import torch
 
@@ -20,7 +24,7 @@ def make_data(n: int, seed: int = 0):
     return x, y
 
 
-def main(epochs: int = 5, verbose: int | str = "auto") -> float:
+def main(epochs: int = 5, verbose: int | str = "auto", plot_path: str | None = None) -> float:
     torch.manual_seed(0)
     x_train, y_train = make_data(8000, seed=0)
     x_test, y_test = make_data(2000, seed=1)
@@ -39,8 +43,11 @@ def main(epochs: int = 5, verbose: int | str = "auto") -> float:
     print("predicted classes of 5 test points:", probabilities.argmax(axis=1), "true:", y_test[:5])
     print(f"final val_accuracy: {history.history['val_accuracy'][-1]:.4f}")
     print(f"test accuracy: {results['accuracy']:.4f}")
+    if plot_path is not None and importlib.util.find_spec("matplotlib") is not None:
+        history.plot(plot_path)  # loss and accuracy, train and validation
+        print("learning curves saved to", plot_path)
     return history.history["val_accuracy"][-1]
 
 
 if __name__ == "__main__":
-    main()
+    main(plot_path="quickstart_history.png")

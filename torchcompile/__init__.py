@@ -8,8 +8,9 @@
 """
 from torchcompile import callbacks, losses, metrics, mixed_precision, optimizers
 from torchcompile.model import Model, Sequential
+from torchcompile.plotting import plot_history
 from torchcompile.saving import load_model
 
 __version__ = "0.1.0"
-__all__ = ["Model", "Sequential", "load_model", "callbacks", "losses", "metrics", "mixed_precision", "optimizers",
-           "__version__"]
+__all__ = ["Model", "Sequential", "load_model", "plot_history", "callbacks", "losses", "metrics",
+           "mixed_precision", "optimizers", "__version__"]

@@ -22,3 +22,13 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
         if self.model is not None:
             self.model.history = self
+
+    def plot(self, path=None, metrics=None):
+        """Draw the loss and metric curves, train beside validation; save a PNG when `path` is given.
+
+        Needs matplotlib (`pip install "torchcompile[plot]"`); see `tc.plot_history`, which this
+        calls. Returns the matplotlib figure.
+        """
+        from torchcompile.plotting import plot_history  # matplotlib is optional: import on use
+
+        return plot_history(self, path=path, metrics=metrics)
