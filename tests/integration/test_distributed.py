@@ -6,6 +6,7 @@ test here. ``test_fit_under_two_processes_matches_one_process`` runs in the defa
 the rest need ``TC_TEST_DISTRIBUTED=1``.
 """
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -35,10 +36,20 @@ def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("two_processes")
     path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    if sys.platform.startswith("linux"):
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo on loopback, whatever the hostname resolves to
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
                f"--master_port={free_port()}", WORKER, str(out)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # A session of its own, so a timeout ends the workers too, not only the launcher.
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    try:
+        output, _ = launcher.communicate(timeout=LAUNCH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        output, _ = launcher.communicate()
+        pytest.fail(f"torchrun did not finish in {LAUNCH_TIMEOUT_S}s:\n{output[-3000:]}")
+    assert launcher.returncode == 0, output[-6000:]
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)] + [out]
 
 
