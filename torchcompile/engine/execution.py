@@ -11,9 +11,10 @@ capturing fails, what makes a model eligible for capture, and keeping Python-sid
 CUDA graph limits (each makes fit warn once and run eagerly): a custom ``train_step``;
 ``jit_compile``; a float16 loss scaler; an optimizer that is neither ``torch.optim.SGD`` nor
 capturable (``capturable`` in its defaults: Adam, AdamW, RMSprop, ...); a learning-rate
-schedule, ``lr_scheduler`` or EMA on the optimizer; a metric that is not a ``tc`` metric. A
-changed learning rate (ReduceLROnPlateau) re-captures. Groups whose batches differ in shape
-from the captured ones (the last, smaller batch) run eagerly. Sync points: none per group.
+schedule, ``lr_scheduler`` or EMA on the optimizer; a metric that is not a ``tc`` metric;
+several processes (DDP). A changed learning rate (ReduceLROnPlateau) re-captures. Groups whose
+batches differ in shape from the captured ones (the last, smaller batch) run eagerly. Sync
+points: none per group.
 """
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ def capture_blocker(model: Any, custom_train_step: bool) -> str | None:
          "the optimizer's learning-rate schedule or EMA is Python-side state"),
         (any(isinstance(m, ForeignMetric) or not isinstance(m, Metric) for m in model.metrics),
          "a metric is not a tc metric"),
+        (getattr(model, "_ddp", None) is not None, "several processes: DDP all-reduces gradients from Python hooks"),
     ]
     return next((why for blocked, why in reasons if blocked), None)
 
