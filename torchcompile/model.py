@@ -8,7 +8,6 @@ loop (engine/loop.py), batching (engine/data_adapters.py), losses and metrics.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from torchcompile import optimizers as optimizers_module
 from torchcompile import saving
 from torchcompile import summary as summary_module
 from torchcompile.callbacks.callback import CallbackList
-from torchcompile.engine import data_adapters, distributed, execution, loop
+from torchcompile.engine import data_adapters, distributed, execution, loop, module_inputs
 from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
 from torchcompile.engine.device import resolve_device, to_device
 from torchcompile.engine.epoch_iterator import EpochIterator
@@ -138,11 +137,7 @@ class Model:
         (a ValueError otherwise), anything else as the single input. Under several processes,
         a forward that records gradients runs through DDP, which all-reduces them in backward."""
         module = self._ddp if self._ddp is not None and torch.is_grad_enabled() else self.module
-        if isinstance(x, (tuple, list)):
-            return module(*x)
-        if isinstance(x, dict) and _takes_keywords(self.module, x):
-            return module(**x)
-        return module(x)
+        return module_inputs.call(module, x, signature_of=self.module)
 
     def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         """The compiled loss; updates the loss trackers (batch-size weighted, on the device)."""
@@ -497,37 +492,6 @@ def _unpack_validation_data(validation_data: Any, validation_batch_size: int | N
         vx, vy, vsw = validation_data, None, None
     inherited = batch_size if data_adapters.accepts_batch_size(vx) else None
     return vx, vy, vsw, validation_batch_size or inherited
-
-
-def _takes_keywords(module: nn.Module, x: dict) -> bool:
-    """True: pass the dict ``x`` as keyword arguments; False: pass it as one argument.
-
-    Keywords when forward takes ``**kwargs`` or every key names one of its arguments; one
-    dict when no key does and forward takes a single input. Anything else (some keys match,
-    or none match and forward needs several inputs) is a ValueError naming the keys.
-    """
-    try:
-        parameters = inspect.signature(module.forward).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    kind = inspect.Parameter
-    if any(p.kind is kind.VAR_KEYWORD for p in parameters):
-        return True
-    names = [p.name for p in parameters if p.kind in (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)]
-    unknown = [k for k in x if k not in names]
-    if not unknown:
-        return True
-    positional = [p for p in parameters if p.kind in (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD)]
-    required = [p for p in positional if p.default is p.empty]
-    one_input = len(required) <= 1 and (positional or any(p.kind is kind.VAR_POSITIONAL for p in parameters))
-    if len(unknown) == len(x) and one_input:
-        return False
-    signature = ", ".join(str(p) for p in parameters)
-    raise ValueError(f"The input dict has keys {unknown} that match no argument of "
-                     f"{type(module).__name__}.forward({signature}). A dict input is passed as keyword "
-                     "arguments when every key names a forward argument, or as one dict when no key does "
-                     "and forward takes a single input. Rename the keys to forward's arguments. "
-                     f"Received: x keys={list(x)}")
 
 
 def _concatenate(outputs: list) -> Any:

@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: Apache-2.0
+"""How a batch's inputs reach the module. Owns: the rule for tuples, lists and dicts.
+
+A tuple or list is passed as positional inputs, a dict as keyword inputs when the forward
+takes those names (as one dict when it takes a single input and none of those names), and
+anything else as the single input.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch import nn
+
+
+def call(module: Any, x: Any, signature_of: nn.Module | None = None) -> Any:
+    """``module(*x)``, ``module(**x)`` or ``module(x)`` by the rule above.
+
+    ``signature_of`` is the module whose forward names the arguments, when ``module`` wraps
+    it (DistributedDataParallel).
+    """
+    if isinstance(x, (tuple, list)):
+        return module(*x)
+    if isinstance(x, dict) and takes_keywords(signature_of or module, x):
+        return module(**x)
+    return module(x)
+
+
+def takes_keywords(module: nn.Module, x: dict) -> bool:
+    """True: pass the dict ``x`` as keyword arguments; False: pass it as one argument.
+
+    Keywords when forward takes ``**kwargs`` or every key names one of its arguments; one
+    dict when no key does and forward takes a single input. Anything else (some keys match,
+    or none match and forward needs several inputs) is a ValueError naming the keys.
+    """
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kind = inspect.Parameter
+    if any(p.kind is kind.VAR_KEYWORD for p in parameters):
+        return True
+    names = [p.name for p in parameters if p.kind in (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)]
+    unknown = [k for k in x if k not in names]
+    if not unknown:
+        return True
+    positional = [p for p in parameters if p.kind in (kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    one_input = len(required) <= 1 and (positional or any(p.kind is kind.VAR_POSITIONAL for p in parameters))
+    if len(unknown) == len(x) and one_input:
+        return False
+    signature = ", ".join(str(p) for p in parameters)
+    raise ValueError(f"The input dict has keys {unknown} that match no argument of "
+                     f"{type(module).__name__}.forward({signature}). A dict input is passed as keyword "
+                     "arguments when every key names a forward argument, or as one dict when no key does "
+                     "and forward takes a single input. Rename the keys to forward's arguments. "
+                     f"Received: x keys={list(x)}")
