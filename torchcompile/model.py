@@ -21,7 +21,7 @@ from torchcompile import optimizers as optimizers_module
 from torchcompile import saving
 from torchcompile import summary as summary_module
 from torchcompile.callbacks.callback import CallbackList
-from torchcompile.engine import data_adapters, distributed, execution, loop, module_inputs
+from torchcompile.engine import data_adapters, distributed, execution, loop, module_inputs, validation
 from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
 from torchcompile.engine.device import resolve_device, to_device
 from torchcompile.engine.epoch_iterator import EpochIterator
@@ -226,23 +226,15 @@ class Model:
         if self._compiled_loss is None:
             raise ValueError("fit() needs a loss: call compile(loss=...) first. Received: loss=None")
         if validation_split and validation_data is None:
-            if not data_adapters.is_array_like(x):
-                raise ValueError("`validation_split` only works with in-memory arrays, because it takes the "
-                                 "last fraction of them; for a Dataset, DataLoader or generator pass "
-                                 f"`validation_data` instead. Received: validation_split={validation_split}, "
-                                 f"x of type {type(x).__name__}")
-            arrays = tuple(data_adapters.to_tensors(a) for a in (x, y, sample_weight))
-            data_adapters.check_lengths(*arrays)
-            (x, y, sample_weight), validation_data = data_adapters.train_validation_split(arrays,
-                                                                                          validation_split)
+            (x, y, sample_weight), validation_data = validation.split(x, y, sample_weight, validation_split)
         train_iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps_per_epoch,
                                               shuffle=shuffle, class_weight=class_weight, training=True)
         train_iterator.check_passes(epochs - initial_epoch, "steps_per_epoch")
         val_iterator = None
         if validation_data is not None:
-            vx, vy, vsw, vbs = _unpack_validation_data(validation_data, validation_batch_size, batch_size)
+            vx, vy, vsw, vbs = validation.unpack(validation_data, validation_batch_size, batch_size)
             val_iterator = self._epoch_iterator(vx, vy, vsw, vbs, validation_steps)
-            validations = sum(_should_validate(e, validation_freq) for e in range(initial_epoch, epochs))
+            validations = sum(validation.should_validate(e, validation_freq) for e in range(initial_epoch, epochs))
             val_iterator.check_passes(validations, "validation_steps", source="validation_data")
         callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                  verbose=verbose, epochs=epochs, steps=train_iterator.num_steps)
@@ -262,7 +254,7 @@ class Model:
                 loop.run_epoch(self, "train", train_iterator, callbacks, train_fn)
             self.stop_training = distributed.end_epoch(self.module, self.metrics, self.stop_training)
             epoch_logs = loop.pythonify_logs(self.get_metrics_result())  # host sync, once per epoch
-            if val_iterator is not None and _should_validate(epoch, validation_freq):
+            if val_iterator is not None and validation.should_validate(epoch, validation_freq):
                 val_logs = self._run_evaluation(val_iterator, callbacks)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
@@ -463,35 +455,6 @@ def _check_ids(get: Any, spec: Any) -> None:
 def _check_verbose(verbose: Any) -> None:
     if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
-
-
-def _should_validate(epoch: int, validation_freq: int | list) -> bool:
-    if isinstance(validation_freq, int) and not isinstance(validation_freq, bool) and validation_freq >= 1:
-        return (epoch + 1) % validation_freq == 0
-    if isinstance(validation_freq, (list, tuple, set)):
-        return epoch + 1 in validation_freq
-    raise ValueError("`validation_freq` must be a positive integer or a list of epoch numbers (1-based). "
-                     f"Received: validation_freq={validation_freq!r}")
-
-
-def _unpack_validation_data(validation_data: Any, validation_batch_size: int | None,
-                            batch_size: int | None) -> tuple:
-    """``(x, y, sample_weight, batch_size)`` for validation.
-
-    The fit ``batch_size`` carries over only to data we batch (arrays, a Dataset), as a
-    DataLoader or generator refuses a batch size; an explicit ``validation_batch_size`` is
-    passed on either way, so it is refused there rather than ignored.
-    """
-    if isinstance(validation_data, (tuple, list)):
-        if len(validation_data) not in (2, 3):
-            raise ValueError("`validation_data` must be (x, y), (x, y, sample_weight), a Dataset, a "
-                             f"DataLoader or a generator. Received: a {type(validation_data).__name__} of "
-                             f"{len(validation_data)} elements")
-        vx, vy, vsw = data_adapters.unpack_x_y_sample_weight(tuple(validation_data))
-    else:
-        vx, vy, vsw = validation_data, None, None
-    inherited = batch_size if data_adapters.accepts_batch_size(vx) else None
-    return vx, vy, vsw, validation_batch_size or inherited
 
 
 def _concatenate(outputs: list) -> Any:
