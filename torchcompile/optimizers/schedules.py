@@ -46,7 +46,23 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _DecayOverSteps(LearningRateSchedule):
+    """Shared by the schedules driven by ``step / decay_steps`` (floored when ``staircase``)."""
+
+    _config_keys = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
+                 staircase: bool = False, name: str | None = None):
+        _positive("decay_steps", decay_steps)
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name or type(self).__name__
+
+    def _progress(self, step: int) -> float:
+        p = step / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+
+class ExponentialDecay(_DecayOverSteps):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; ``staircase`` floors the exponent.
 
     Example:
@@ -54,19 +70,8 @@ class ExponentialDecay(LearningRateSchedule):
         0.025
     """
 
-    _config_keys = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
-                 staircase: bool = False, name: str = "ExponentialDecay"):
-        _positive("decay_steps", decay_steps)
-        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
-        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
-
     def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -113,22 +118,11 @@ class PolynomialDecay(LearningRateSchedule):
             + self.end_learning_rate
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_DecayOverSteps):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``; ``staircase`` floors the ratio."""
 
-    _config_keys = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
-                 staircase: bool = False, name: str = "InverseTimeDecay"):
-        _positive("decay_steps", decay_steps)
-        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
-        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
-
     def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1 + self.decay_rate * p)
+        return self.initial_learning_rate / (1 + self.decay_rate * self._progress(step))
 
 
 def _cosine(fraction: float, alpha: float) -> float:
