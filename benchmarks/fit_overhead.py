@@ -6,7 +6,8 @@ The same model, data, batch size and number of steps through every runner of
 and 1, ``steps_per_execution``, ``jit_compile``, ``mixed_bfloat16``), Keras 3 on the torch
 backend and a Lightning Trainer. Each run is its own process (no shared allocator, caches
 or imports); rounds go over the runners in turn, so a change in machine load hits them all
-alike, and the table gives medians and ratios to the fast loop, with peak memory.
+alike. The table gives each row's median CPU time per step and, as ratios, the median
+over rounds of its time over the fast loop's in the same round, with peak memory.
 
     pip install -e .[bench]
     python benchmarks/fit_overhead.py                          # every workload, CPU, 1 thread
@@ -36,10 +37,12 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     sys.path.insert(0, HERE)
+    import runners
     from runners import RUNNERS, WORKLOADS
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    runners.REPEATS = args.repeats
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     wall, cpu = RUNNERS[args.worker][1](args.workloads, device, args.epochs)
@@ -51,9 +54,30 @@ def worker(args: argparse.Namespace) -> None:
                                   "device": str(device)}))
 
 
+def paired_worker(args: argparse.Namespace) -> None:
+    """``--paired N``: the rows alternate N times in this one process (one timed fit each, after its
+    own warm-up); prints ``RESULT {row: [cpu seconds, ...]}``. In-process pairs see the same
+    machine state, so their ratios are tighter than those of separate processes."""
+    import torch
+
+    sys.path.insert(0, HERE)
+    import runners
+
+    torch.set_num_threads(args.threads)
+    runners.REPEATS = 1
+    device = torch.device(args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
+    times: dict[str, list[float]] = {r: [] for r in args.runners.split(",")}
+    for _ in range(args.paired):
+        for runner in times:
+            torch.manual_seed(0)
+            times[runner].append(runners.RUNNERS[runner][1](args.workloads, device, args.epochs)[1])
+    print("RESULT " + json.dumps(times))
+
+
 def run_one(runner: str, workload: str, args: argparse.Namespace) -> dict | None:
     command = [sys.executable, os.path.abspath(__file__), "--worker", runner, "--workloads", workload,
-               "--epochs", str(args.epochs), "--threads", str(args.threads), "--device", args.device]
+               "--epochs", str(args.epochs), "--repeats", str(args.repeats), "--threads", str(args.threads),
+               "--device", args.device]
     env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": str(args.threads)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -68,10 +92,11 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, list[dict]]]:
     results: dict[str, dict[str, list[dict]]] = {w: {r: [] for r in runners} for w in args.workloads.split(",")}
     for round_ in range(args.rounds):
         for workload, by_runner in results.items():
-            for runner in runners:
+            shift = round_ % len(runners)  # each round starts elsewhere: no runner always runs first
+            for runner in runners[shift:] + runners[:shift]:
                 result = run_one(runner, workload, args)
                 if result is not None:
-                    by_runner[runner].append(result)
+                    by_runner[runner].append({**result, "round": round_})
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     return results
 
@@ -83,19 +108,15 @@ def table(results: dict[str, dict[str, list[dict]]], markdown: bool) -> str:
     rows = ["| workload | runner | µs/step (CPU) | × fast loop (CPU) | × fast loop (wall) | peak MB |",
             "|---|---|---:|---:|---:|---:|"] if markdown else []
     for workload, by_runner in results.items():
-        base = by_runner.get("fast") or []
-        base_cpu = statistics.median(r["cpu"] for r in base) if base else None
-        base_wall = statistics.median(r["wall"] for r in base) if base else None
+        base = {r["round"]: r for r in by_runner.get("fast") or []}
         if not markdown:
             rows.append(f"{WORKLOADS[workload].name} ({base[0]['device'] if base else '?'})")
         for runner, runs in by_runner.items():
             if not runs:
                 continue
-            cpu, wall = statistics.median(r["cpu"] for r in runs), statistics.median(r["wall"] for r in runs)
-            per_step = cpu / runs[0]["steps"] * 1e6
+            per_step = statistics.median(r["cpu"] for r in runs) / runs[0]["steps"] * 1e6
             peak = statistics.median(r["peak_mb"] for r in runs)
-            ratio_cpu = f"{cpu / base_cpu:.2f}×" if base_cpu else "-"
-            ratio_wall = f"{wall / base_wall:.2f}×" if base_wall else "-"
+            ratio_cpu, ratio_wall = (_paired_ratio(runs, base, clock) for clock in ("cpu", "wall"))
             name = RUNNERS[runner][0]
             if markdown:
                 rows.append(f"| {WORKLOADS[workload].name} | {name} | {per_step:.0f} | {ratio_cpu} | "
@@ -106,29 +127,74 @@ def table(results: dict[str, dict[str, list[dict]]], markdown: bool) -> str:
     return "\n".join(rows)
 
 
+def print_paired(args: argparse.Namespace) -> None:
+    """``--paired``: per workload, one process alternating the rows; ratios are medians of pairs."""
+    sys.path.insert(0, HERE)
+    from runners import RUNNERS, WORKLOADS
+
+    rows = args.runners.split(",")
+    print(f"{args.device}, {args.threads} torch thread(s), rows alternating {args.paired} times in one process "
+          f"per workload, one fit of {args.epochs} epochs each")
+    print("| workload | runner | µs/step (CPU, median) | × fast loop (median of pairs) | range of pairs |")
+    print("|---|---|---:|---:|---:|")
+    for workload in args.workloads.split(","):
+        command = [sys.executable, os.path.abspath(__file__), "--worker", "paired", "--workloads", workload,
+                   "--runners", args.runners, "--paired", str(args.paired), "--epochs", str(args.epochs),
+                   "--threads", str(args.threads), "--device", args.device]
+        env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": str(args.threads)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout * args.paired)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        if not lines:
+            print(f"  {workload} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+            continue
+        times = json.loads(lines[-1][len("RESULT "):])
+        w = WORKLOADS[workload]
+        steps = args.epochs * -(-w.samples // w.batch_size)
+        for row in rows:
+            ratios = [t / f for t, f in zip(times[row], times[rows[0]])]
+            print(f"| {w.name} | {RUNNERS[row][0]} | {statistics.median(times[row]) / steps * 1e6:.0f} | "
+                  f"{statistics.median(ratios):.2f}× | {min(ratios):.2f}–{max(ratios):.2f} |")
+
+
+def _paired_ratio(runs: list[dict], base: dict[int, dict], clock: str) -> str:
+    """Median over rounds of this row's time over the fast loop's in the same round."""
+    ratios = [r[clock] / base[r["round"]][clock] for r in runs if r["round"] in base]
+    return f"{statistics.median(ratios):.2f}×" if ratios else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="mlp64,mlp1024,cnn128", help="comma-separated: mlp64,mlp1024,cnn128")
     parser.add_argument("--runners", default=DEFAULT_RUNNERS, help=f"comma-separated, from: {DEFAULT_RUNNERS},tc_bf16")
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per run (after a warm-up epoch)")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per runner; the table shows medians")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed fit (after a warm-up epoch)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed fits per process (median taken)")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per runner; the table shows medians")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--markdown", action="store_true", help="print the README's table")
     parser.add_argument("--json", help="also write every run's numbers to this file")
+    parser.add_argument("--paired", type=int, default=0,
+                        help="instead: alternate the rows this many times in one process per workload")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "paired":
+        paired_worker(args)
+        return
     if args.worker:
         worker(args)
+        return
+    if args.paired:
+        print_paired(args)
         return
     results = measure(args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     load = os.getloadavg()
-    print(f"{args.device}, {args.threads} torch thread(s), {args.epochs} timed epochs, median of {args.rounds} "
-          f"runs; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(f"{args.device}, {args.threads} torch thread(s), median over {args.rounds} processes of the median of "
+          f"{args.repeats} fits of {args.epochs} epochs; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
+          f"{load[2]:.1f}")
     print(table(results, args.markdown))
 
 

@@ -5,13 +5,15 @@ Every runner trains the same architecture (``WORKLOADS``) on the same synthetic 
 Adam (lr 1e-3, eps 1e-7), sparse categorical crossentropy on logits and an accuracy metric,
 for the same number of steps, and returns ``(wall seconds, CPU seconds)`` of the timed part.
 Each builds its model, runs one short warm-up epoch (lazy imports, allocators, compilation),
-then times ``epochs`` epochs in one call, as a user would run them.
+then times ``epochs`` epochs in one call, as a user would run them, ``REPEATS`` times over
+(the model keeps training), and reports the median.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -67,12 +69,20 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+REPEATS = 3  # timed runs per process; the worker reports the median of each clock
+
+
 def timed(device: torch.device, fn: Callable[[], None]) -> tuple[float, float]:
-    sync(device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    sync(device)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    """Median (wall, CPU) seconds of ``REPEATS`` calls of ``fn``, each bracketed by a device sync."""
+    walls, cpus = [], []
+    for _ in range(REPEATS):
+        sync(device)
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        sync(device)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def fast_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float]:

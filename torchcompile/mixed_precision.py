@@ -81,6 +81,7 @@ class Policy:
 
 
 DTypePolicy = Policy  # Keras 3's name
+_NO_AUTOCAST = contextlib.nullcontext()  # stateless, so one instance serves every step
 _global = Policy("float32")
 
 
@@ -137,7 +138,7 @@ class Precision:
     def autocast(self) -> contextlib.AbstractContextManager:
         """``torch.autocast`` in the compute dtype, or a no-op for float32."""
         if self.dtype is None:
-            return contextlib.nullcontext()
+            return _NO_AUTOCAST
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:

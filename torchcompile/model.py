@@ -151,7 +151,7 @@ class Model:
         if self._check_next_batch:
             self._first_batch_checks(y, y_pred)
         total, per_output = self._compiled_loss(y, y_pred, sample_weight)
-        batch_size = flatten(x)[0].shape[0]
+        batch_size = (x if isinstance(x, torch.Tensor) else flatten(x)[0]).shape[0]
         self._loss_tracker.update_state(total.detach(), sample_weight=batch_size)
         for tracker, value in zip(self._output_loss_trackers, per_output):
             if value is not None:

@@ -64,13 +64,13 @@ def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
         mode: "train", "test" or "predict".
         epoch_iterator: yields ``(step, batch)``.
         callbacks: a ``CallbackList``; its batch hooks are skipped when no callback has one.
-        step_fn: one step on one prepared batch; its ``run_group`` attribute, when it has
-            one, runs a whole group at once (a captured CUDA graph).
+        step_fn: one step on one batch; its ``run_group``, if any, runs a whole group (a CUDA graph).
     """
     begin_hook, end_hook = (getattr(callbacks, name) for name in _HOOKS[mode])
     with_hooks = callbacks.wants_batch_hooks(mode)
     run_group = getattr(step_fn, "run_group", None)
-    prepare = _identity if _batches_ready(model, getattr(epoch_iterator, "adapter", None), mode) else model.prepare_batch
+    ready = _batches_ready(model, getattr(epoch_iterator, "adapter", None))
+    prepare = _identity if ready else model.prepare_batch
     outputs = []
     batches = epoch_iterator.enumerate_epoch()
     resume_point = getattr(model, "_resume_point", None) if mode == "train" else None
@@ -97,7 +97,7 @@ def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
     return outputs
 
 
-def _batches_ready(model: Any, adapter: Any, mode: str) -> bool:
+def _batches_ready(model: Any, adapter: Any) -> bool:
     """Whether batches come already on the model's device, with nothing for ``prepare_batch`` to do
     (arrays sliced on the device, and no per-batch label check)."""
     return (getattr(adapter, "on_device", False) and getattr(adapter, "device", None) == model.device
