@@ -90,7 +90,8 @@ def fast_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float
     w = WORKLOADS[key]
     x, y = make_data(w)
     module = make_module(key).to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
+    # The best hand-written loop uses torch's fused Adam, as tc does on CPU and CUDA.
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7, fused=True)
 
     def run(n_epochs: int, limit: int) -> None:
         xs, ys = torch.from_numpy(x[:limit]).to(device), torch.from_numpy(y[:limit]).to(device)

@@ -18,7 +18,10 @@ from torchcompile.optimizers.step_hooks import KerasStepHooks
 __all__ = ["Optimizer"]
 
 # torch classes with a fused CUDA kernel; torch already defaults to foreach on CUDA otherwise.
-_FUSED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+_FUSED_CUDA = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+# On the CPU torch defaults to a per-tensor loop; its fused Adam/AdamW kernels are about 2.5x
+# faster (SGD is left alone: its fused kernel refuses the sparse gradients plain SGD accepts).
+_FUSED_CPU = (torch.optim.Adam, torch.optim.AdamW)
 
 
 class Optimizer:
@@ -149,9 +152,13 @@ def _check_learning_rate(learning_rate: Any, lr_scheduler: Any) -> None:
 
 
 def _implementation(spec: Optimizer, params: list) -> dict[str, Any]:
-    """``fused=True`` where torch has a fused kernel and every parameter is a CUDA float tensor."""
+    """``fused=True`` where torch has a fused kernel for the device of every (float) parameter."""
     tensors = _tensors(params)
-    if spec.torch_class in _FUSED and all(p.is_cuda and p.is_floating_point() for p in tensors):
+    if not tensors or not all(p.is_floating_point() for p in tensors):
+        return {}
+    if spec.torch_class in _FUSED_CUDA and all(p.is_cuda for p in tensors):
+        return {"fused": True}
+    if spec.torch_class in _FUSED_CPU and all(p.device.type == "cpu" for p in tensors):
         return {"fused": True}
     return {}
 
