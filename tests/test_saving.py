@@ -243,3 +243,11 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         saving.atomic_write(path, fail)
     assert saving.read_file(path) == {"v": 1} and os.listdir(tmp_path) == ["f.pt"]
+
+
+def test_load_model_restores_the_dtype_policy_and_execution_options(tmp_path):
+    model = tc.Model(torch.nn.Linear(3, 2), device="cpu")
+    model.compile("adam", "mse", steps_per_execution=4, dtype_policy="mixed_bfloat16")
+    model.save(tmp_path / "model.pt")
+    restored = tc.load_model(tmp_path / "model.pt", module=torch.nn.Linear(3, 2), device="cpu")
+    assert restored.dtype_policy.name == "mixed_bfloat16" and restored.steps_per_execution == 4

@@ -251,7 +251,9 @@ def compile_config(model: Any) -> dict[str, Any]:
             "metrics": _map(lambda v: _serialize(v, metrics_module.get), metrics.metrics) if metrics else None,
             "weighted_metrics": (_map(lambda v: _serialize(v, metrics_module.get), metrics.weighted_metrics)
                                  if metrics else None),
-            "jit_compile": model.jit_compile, "steps_per_execution": model.steps_per_execution}
+            "jit_compile": model.jit_compile, "steps_per_execution": model.steps_per_execution,
+            "cuda_graph": getattr(model, "cuda_graph", False),
+            "dtype_policy": getattr(getattr(model, "dtype_policy", None), "name", None)}
 
 
 def compile_from_config(model: Any, config: dict[str, Any], custom_objects: dict) -> None:
@@ -276,7 +278,8 @@ def compile_from_config(model: Any, config: dict[str, Any], custom_objects: dict
     model.compile(optimizer=optimizer, loss=_map(resolver(losses_module.get), config["loss"]),
                   metrics=_map(metric, config["metrics"]), loss_weights=config["loss_weights"],
                   weighted_metrics=_map(metric, config["weighted_metrics"]),
-                  jit_compile=config["jit_compile"], steps_per_execution=config["steps_per_execution"])
+                  jit_compile=config["jit_compile"], steps_per_execution=config["steps_per_execution"],
+                  cuda_graph=config.get("cuda_graph", False), dtype_policy=config.get("dtype_policy"))
 
 
 def optimizer_config(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
