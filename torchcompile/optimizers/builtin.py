@@ -68,7 +68,21 @@ class RMSprop(Optimizer):
         return {"alpha": self.rho, "eps": self.epsilon, "momentum": self.momentum, "centered": self.centered}
 
 
-class Adam(Optimizer):
+class AdamFamily(Optimizer):
+    """Shared by the optimizers with Keras' ``beta_1``, ``beta_2`` and ``epsilon`` (torch's ``betas``, ``eps``)."""
+
+    _keras_args = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs: Any):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _torch_kwargs(self) -> dict[str, Any]:
+        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon}
+
+
+class Adam(AdamFamily):
     """Adam; ``torch.optim.Adam`` inside.
 
     Keras scales epsilon with the bias correction (``lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
@@ -80,11 +94,11 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
+        self.amsgrad = amsgrad
 
     def _torch_kwargs(self) -> dict[str, Any]:
-        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon, "amsgrad": self.amsgrad}
+        return {**super()._torch_kwargs(), "amsgrad": self.amsgrad}
 
 
 class AdamW(Adam):
@@ -137,7 +151,7 @@ class Adadelta(Optimizer):
         return {"rho": self.rho, "eps": self.epsilon}
 
 
-class Adamax(Optimizer):
+class Adamax(AdamFamily):
     """Adamax; ``torch.optim.Adamax`` inside.
 
     Keras divides by ``max(beta_2 * u, |g|) + epsilon``, torch by ``max(beta_2 * u, |g| + epsilon)``;
@@ -145,18 +159,9 @@ class Adamax(Optimizer):
     """
 
     torch_class = torch.optim.Adamax
-    _keras_args = ("beta_1", "beta_2", "epsilon")
-
-    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, **kwargs: Any):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-
-    def _torch_kwargs(self) -> dict[str, Any]:
-        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon}
 
 
-class Nadam(Optimizer):
+class Nadam(AdamFamily):
     """Nadam; ``torch.optim.NAdam`` inside, with ``momentum_decay=1.0``.
 
     Keras' momentum schedule is ``beta_1 * (1 - 0.5 * 0.96**t)``; torch's is
@@ -165,12 +170,6 @@ class Nadam(Optimizer):
     """
 
     torch_class = torch.optim.NAdam
-    _keras_args = ("beta_1", "beta_2", "epsilon")
-
-    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, **kwargs: Any):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def _torch_kwargs(self) -> dict[str, Any]:
-        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon, "momentum_decay": 1.0}
+        return {**super()._torch_kwargs(), "momentum_decay": 1.0}

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from torchcompile.optimizers.builtin import AdamFamily
 from torchcompile.optimizers.optimizer import Optimizer
 
 __all__ = ["Lion", "Ftrl", "Lamb", "Adafactor", "TorchLion", "TorchFtrl", "TorchLamb", "TorchAdafactor"]
@@ -218,19 +219,10 @@ class Ftrl(Optimizer):
                 "l2_shrinkage": self.l2_shrinkage_regularization_strength, "beta": self.beta}
 
 
-class Lamb(Optimizer):
+class Lamb(AdamFamily):
     """Lamb with Keras' defaults (lr 0.001, betas 0.9/0.999, epsilon 1e-7); ``TorchLamb`` inside."""
 
     torch_class = TorchLamb
-    _keras_args = ("beta_1", "beta_2", "epsilon")
-
-    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, **kwargs: Any):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-
-    def _torch_kwargs(self) -> dict[str, Any]:
-        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon}
 
 
 class Adafactor(Optimizer):
