@@ -87,7 +87,8 @@ class CallbackList(Callback):
         from torchcompile.callbacks.history import History
         from torchcompile.callbacks.progbar_logger import ProgbarLogger
 
-        self.callbacks = list(callbacks or [])
+        # Keras flattens what it is given, so a single callback works as well as a list.
+        self.callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Every callback must be a tc.callbacks.Callback; got {type(cb).__name__}. "
