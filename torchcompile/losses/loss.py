@@ -57,9 +57,10 @@ def _standardize_dtype(dtype: Any) -> torch.dtype:
 def _to_tensor(x: Any, dtype: torch.dtype, device: torch.device | None = None,
                keep_integers: bool = False) -> torch.Tensor:
     """A tensor on ``device``; floats (and, unless ``keep_integers``, everything) in ``dtype``."""
-    x = torch.as_tensor(x, device=device)
-    if x.is_floating_point() or not keep_integers or x.dtype == torch.bool:
-        x = x.to(dtype)
+    if not isinstance(x, torch.Tensor) or (device is not None and x.device != device):
+        x = torch.as_tensor(x, device=device)
+    if x.dtype != dtype and (x.is_floating_point() or not keep_integers or x.dtype == torch.bool):
+        x = x.to(dtype)  # skipped on the hot path, where y_pred is already float32 (a no-op call costs µs)
     return x
 
 

@@ -50,7 +50,11 @@ def as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None = None) ->
     metric state never joins the autograd graph of the predictions it is fed.
     """
     if isinstance(x, torch.Tensor):
-        return x.detach().to(device=device, dtype=dtype)
+        if x.requires_grad:
+            x = x.detach()
+        if x.device != device or (dtype is not None and x.dtype != dtype):
+            x = x.to(device=device, dtype=dtype)
+        return x  # no no-op detach()/to() calls on the hot path: each costs microseconds per step
     return torch.as_tensor(x, dtype=dtype, device=device)
 
 
@@ -225,7 +229,7 @@ class Mean(Metric):
         if isinstance(sample_weight, (int, float)) and isinstance(values, torch.Tensor) and values.ndim == 0 \
                 and values.dtype == self.dtype and values.device == self._device:
             # The engine's loss tracker (a scalar weighted by the batch size): two kernels, no temporaries.
-            self.total.add_(values.detach(), alpha=sample_weight)
+            self.total.add_(values.detach() if values.requires_grad else values, alpha=sample_weight)
             self.count.add_(sample_weight)
             return
         values = self._tensor(values, self.dtype)
