@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -295,8 +294,8 @@ class Model:
             raise ValueError("predict() got no batches from `x`; pass data with at least one sample. "
                              f"Received: x of type {type(x).__name__}")
         sharding = getattr(iterator.adapter, "sharding", None)  # several processes: each predicted its share
-        return _concatenate(outputs) if sharding is None else distributed.gather_predictions(
-            _concatenate(outputs), sharding)
+        predictions = loop.concatenate_outputs(outputs)
+        return predictions if sharding is None else distributed.gather_predictions(predictions, sharding)
 
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: dict | None = None, return_dict: bool = False):
@@ -329,7 +328,7 @@ class Model:
         batch = (data_adapters.to_tensors(x), None, None)
         with loop.mode(self.module, training=False):
             output = self.predict_step(self.prepare_batch(batch, "predict"))
-        return _concatenate([output])
+        return loop.concatenate_outputs([output])
 
     # ------------------------------------------------------------------ helpers for the loop
     def prepare_batch(self, batch: tuple, mode: str) -> tuple:
@@ -371,11 +370,8 @@ class Model:
         if not (self.jit_compile or graphs):
             return step
         if mode not in self._jit_steps:  # built once per compile(), kept across fit() calls
-            run = execution.compiled_step(self, step) if self.jit_compile else _StepFunction(step)
-            if graphs:
-                custom = type(self).train_step is not Model.train_step
-                run.run_group = execution.CudaGraphGroups(self, step, self.steps_per_execution, custom)
-            self._jit_steps[mode] = run
+            custom = type(self).train_step is not Model.train_step
+            self._jit_steps[mode] = execution.step_function(self, step, graphs, custom)
         return self._jit_steps[mode]
 
     def _single_batch(self, x: Any, y: Any, sample_weight: Any) -> tuple:
@@ -431,16 +427,6 @@ class Sequential(Model):
         super().__init__(nn.Sequential(*(layers or [])), device=device)
 
 
-class _StepFunction:
-    """An eager step that can carry a ``run_group`` (engine/loop.py runs groups through it)."""
-
-    def __init__(self, step: Any):
-        self.step = step
-
-    def __call__(self, data: tuple) -> Any:
-        return self.step(data)
-
-
 def _identity(value: Any) -> Any:
     return value
 
@@ -455,14 +441,3 @@ def _check_ids(get: Any, spec: Any) -> None:
 def _check_verbose(verbose: Any) -> None:
     if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
-
-
-def _concatenate(outputs: list) -> Any:
-    """Per-batch outputs → the same structure of NumPy arrays, batches concatenated."""
-    first = outputs[0]
-    if isinstance(first, dict):
-        return {k: _concatenate([o[k] for o in outputs]) for k in first}
-    if isinstance(first, (tuple, list)):
-        return type(first)(_concatenate([o[i] for o in outputs]) for i in range(len(first)))
-    joined = torch.cat([o.detach().reshape(o.shape if o.dim() else (1,)) for o in outputs])
-    return joined.cpu().numpy() if joined.dtype != torch.bfloat16 else joined.float().cpu().numpy()

@@ -28,6 +28,26 @@ from torchcompile.engine.tree import flatten, map_structure
 WARMUP_STEPS = 3  # eager steps on a side stream before capture, as torch's CUDA graph docs advise
 
 
+def step_function(model: Any, step: Callable[[tuple], Any], graphs: bool,
+                  custom_train_step: bool) -> Callable[[tuple], Any]:
+    """``step`` through torch.compile when ``model.jit_compile``; with ``graphs``, carrying a
+    ``run_group`` that runs a group of training steps as one CUDA graph (engine/loop.py)."""
+    run = compiled_step(model, step) if model.jit_compile else _EagerStep(step)
+    if graphs:
+        run.run_group = CudaGraphGroups(model, step, model.steps_per_execution, custom_train_step)
+    return run
+
+
+class _EagerStep:
+    """An eager step that can carry a ``run_group``."""
+
+    def __init__(self, step: Callable[[tuple], Any]):
+        self.step = step
+
+    def __call__(self, data: tuple) -> Any:
+        return self.step(data)
+
+
 def compiled_step(model: Any, step: Callable[[tuple], Any]) -> Callable[[tuple], Any]:
     """``step`` through ``torch.compile``, falling back to eager (with a warning) if compiling fails.
 

@@ -151,3 +151,14 @@ def mode(module: torch.nn.Module, training: bool) -> Iterator[None]:
                 yield
     finally:
         module.train(was_training)
+
+
+def concatenate_outputs(outputs: list) -> Any:
+    """Per-batch outputs → the same structure of NumPy arrays, batches concatenated."""
+    first = outputs[0]
+    if isinstance(first, dict):
+        return {k: concatenate_outputs([o[k] for o in outputs]) for k in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(concatenate_outputs([o[i] for o in outputs]) for i in range(len(first)))
+    joined = torch.cat([o.detach().reshape(o.shape if o.dim() else (1,)) for o in outputs])
+    return joined.cpu().numpy() if joined.dtype != torch.bfloat16 else joined.float().cpu().numpy()
