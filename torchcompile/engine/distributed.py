@@ -23,6 +23,7 @@ once per epoch.
 from __future__ import annotations
 
 import atexit
+import datetime
 import inspect
 import math
 import os
@@ -37,6 +38,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from torchcompile.engine.data_adapters import DEFAULT_BATCH_SIZE, accepts_batch_size
 
+
+EXIT_BARRIER_SECONDS = 30  # how long a process waits at exit for its peers before tearing down
 
 # Buffers are synced once per epoch (broadcast_buffers), not at every forward; newer torch
 # renamed the argument.
@@ -98,8 +101,16 @@ def _init_process_group(device: torch.device, world_size: int) -> None:
 
 
 def _destroy_process_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    if not dist.is_initialized():
+        return
+    # Every process reaches teardown before any closes its connections: without this, gloo on
+    # one process can abort ("terminate called without an active exception") when its peer
+    # destroys the group first. Bounded, so a peer that died does not hang the exit.
+    try:
+        dist.barrier(async_op=True).wait(timeout=datetime.timedelta(seconds=EXIT_BARRIER_SECONDS))
+    except Exception:  # noqa: BLE001 - a dead peer: tear down anyway
+        pass
+    dist.destroy_process_group()
 
 
 def _comm_device() -> torch.device:
