@@ -92,3 +92,18 @@ def test_fit_one_sgd_step_matches_keras(rng):
     np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-5)
     kernel, _ = k_model.layers[0].get_weights()
     np.testing.assert_allclose(t_model.module[0].weight.detach().numpy().T, kernel, rtol=1e-4, atol=1e-6)
+
+
+def test_weighted_metrics_and_class_weight_match_keras_names_and_values(rng):
+    x, y = _data(rng, "sparse")
+    k_model, t_model = _twins(rng, CLASSES, "softmax")
+    config = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy", "accuracy"],
+                  weighted_metrics=["accuracy"])
+    k_model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), **config)
+    t_model.compile(optimizer=tc.optimizers.SGD(learning_rate=0.0), **config)
+    kwargs = dict(batch_size=BATCH, shuffle=False, verbose=0, class_weight={0: 1.0, 1: 2.0, 2: 0.5})
+    theirs = k_model.fit(x, y, **kwargs).history
+    ours = t_model.fit(x, y, **kwargs).history
+    assert set(ours) == set(theirs) == {"loss", "accuracy", "accuracy_1", "weighted_accuracy"}
+    for key in theirs:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)

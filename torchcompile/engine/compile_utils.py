@@ -176,13 +176,13 @@ class CompiledMetrics:
         preds = flatten_targets("y_pred", y_pred, names)
         trues = flatten_targets("y", y_true, names)
         self.entries = []
+        taken: dict[str, int] = {}
         for weighted, spec in ((False, self.metrics), (True, self.weighted_metrics)):
             per_output = split_outputs("metrics", spec, names) if spec is not None else [None] * len(preds)
             for index, (ids, y_t, y_p) in enumerate(zip(per_output, trues, preds)):
                 for identifier in _as_list(ids):
                     metric = get_metric(identifier, y_t, y_p).to(device)
-                    if names is not None:
-                        metric.name = f"{names[index]}_{metric.name}"
+                    metric.name = _unique_name(metric.name, names and names[index], weighted, taken)
                     self.entries.append((index, metric, weighted))
         self.names = names
         self.built = True
@@ -204,6 +204,19 @@ class CompiledMetrics:
 
     def results(self) -> dict[str, Any]:
         return {metric.name: metric.result() for _, metric, _ in self.entries}
+
+
+def _unique_name(name: str, output: str | None, weighted: bool, taken: dict[str, int]) -> str:
+    """Keras' History names: ``output_metric``; a clash gets ``_1``, ``_2``..., and a weighted
+    metric clashing with an unweighted one becomes ``weighted_metric`` (compile_utils.result)."""
+    full = f"{output}_{name}" if output else name
+    if full in taken and weighted:
+        full = f"{output}_weighted_{name}" if output else f"weighted_{name}"
+    if full in taken:
+        taken[full] += 1
+        full = f"{full}_{taken[full] - 1}"
+    taken.setdefault(full, 1)
+    return full
 
 
 def _num_classes(loss: Any, y_pred: torch.Tensor) -> int | None:
