@@ -7,7 +7,16 @@ table as a literal in its ``__init__.py``.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
+
+
+def to_snake_case(name: str) -> str:
+    """``"SparseCategoricalAccuracy"`` → ``"sparse_categorical_accuracy"`` (Keras' rule), for
+    default names and the snake_case ids of class names."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 class Registry:

@@ -7,11 +7,11 @@ classes with Keras' defaults (``classes.py``).
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
 import torch
 
+from torchcompile.engine.registry import to_snake_case
 from torchcompile.losses import functions, probabilistic
 from torchcompile.losses.checks import keras_squeeze_or_expand
 
@@ -28,12 +28,6 @@ _PROBABILITY_FUNCTIONS = {
     probabilistic.categorical_focal_crossentropy: ("CategoricalFocalCrossentropy", "nn.Softmax(dim=-1)"),
     probabilistic.sparse_categorical_crossentropy: ("SparseCategoricalCrossentropy", "nn.Softmax(dim=-1)"),
 }
-
-
-def to_snake_case(name: str) -> str:
-    """``"MeanSquaredError"`` → ``"mean_squared_error"``, ``"MSELoss"`` → ``"mse_loss"``."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
 def standardize_reduction(reduction: str | None) -> str | None:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from torchcompile.losses.checks import squeeze_or_expand, squeeze_or_expand_sparse
-from torchcompile.losses.loss import Loss, reduce_weighted_values, to_snake_case
+from torchcompile.engine.registry import to_snake_case
+from torchcompile.losses.loss import Loss, reduce_weighted_values
 
 __all__ = ["TorchLoss"]
 

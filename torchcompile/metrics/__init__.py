@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from torchcompile.engine.registry import Registry
+from torchcompile.engine.registry import Registry, to_snake_case
 from torchcompile.metrics.accuracy import (
     Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy, accuracy, binary_accuracy,
@@ -22,9 +22,7 @@ from torchcompile.metrics.confusion import (
 )
 from torchcompile.metrics.f_score import F1Score, FBetaScore
 from torchcompile.metrics.iou import IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU
-from torchcompile.metrics.metric import (
-    ForeignMetric, Mean, MeanMetricWrapper, Metric, Sum, to_snake_case,
-)
+from torchcompile.metrics.metric import ForeignMetric, Mean, MeanMetricWrapper, Metric, Sum
 from torchcompile.metrics.probabilistic import (
     BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge, Hinge, KLDivergence, Poisson,
     SparseCategoricalCrossentropy, SquaredHinge,

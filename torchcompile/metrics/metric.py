@@ -12,21 +12,14 @@ No method here reads a tensor back to the host: no ``.item()``, ``float()``,
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
 import torch
 
 from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
+from torchcompile.engine.registry import to_snake_case
 
 __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric"]
-
-
-def to_snake_case(name: str) -> str:
-    """``"SparseCategoricalAccuracy"`` → ``"sparse_categorical_accuracy"`` (Keras' rule)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, allow_int: bool = False) -> torch.dtype:
