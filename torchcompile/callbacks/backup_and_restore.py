@@ -35,6 +35,7 @@ import torch
 
 from torchcompile import saving
 from torchcompile.callbacks.callback import Callback
+from torchcompile.callbacks.save_frequency import SaveFrequency
 from torchcompile.engine import distributed, loop
 
 BACKUP_FORMAT = "torchcompile.backup"
@@ -83,9 +84,7 @@ class BackupAndRestore(Callback):
         super().__init__()
         if not backup_dir:
             raise ValueError(f"Empty `backup_dir` argument passed. Received: backup_dir={backup_dir!r}")
-        if save_freq != "epoch" and (not isinstance(save_freq, int) or isinstance(save_freq, bool) or save_freq < 1):
-            raise ValueError("Invalid value for argument `save_freq`: expected either 'epoch' or a positive "
-                             f"integer (a number of batches). Received: save_freq={save_freq!r}")
+        self._frequency = SaveFrequency(save_freq)
         self.backup_dir = os.fspath(backup_dir)
         self.save_freq = save_freq
         self.double_checkpoint = double_checkpoint
@@ -99,8 +98,7 @@ class BackupAndRestore(Callback):
         self._rng_epoch: dict | None = None
 
     def _reset_counters(self) -> None:
-        self._batches_seen_since_last_saving = 0
-        self._last_batch_seen = -1
+        self._frequency.reset()
         self._current_epoch = 0
 
     # ------------------------------------------------------------ restoring
@@ -114,7 +112,7 @@ class BackupAndRestore(Callback):
                 self.model.optimizer.load_state_dict(data["optimizer"])
             self.initial_epoch = self._current_epoch = data["epoch"]
             own = data["own"]
-            self._batches_seen_since_last_saving, self._last_batch_seen = own["since_save"], own["last_batch"]
+            self._frequency.load_state_dict(own)
         self.model._resume_point = self
 
     def _read_backup(self) -> dict | None:
@@ -187,24 +185,13 @@ class BackupAndRestore(Callback):
         self._current_epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._should_save_on_batch(batch):
+        if self._frequency.due_after_batch(batch):
             self._save(epoch=self._current_epoch, step=batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._last_batch_seen = -1
-        if self.save_freq == "epoch":
+        self._frequency.last_batch = -1
+        if self._frequency.per_epoch:
             self._save(epoch=epoch + 1, step=0)
-
-    def _should_save_on_batch(self, batch: int) -> bool:
-        if self.save_freq == "epoch":
-            return False
-        add_batches = batch + 1 if batch <= self._last_batch_seen else batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add_batches
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
 
     def _save(self, epoch: int, step: int) -> None:
         model = self.model
@@ -221,7 +208,7 @@ class BackupAndRestore(Callback):
                 "rng_epoch": self._rng_epoch if step else rng_state(), "rng_step": rng_state() if step else None,
                 "metrics": metrics,
                 "callbacks": [[type(cb).__name__, cb.state_dict()] for cb in self._stateful_callbacks()],
-                "own": {"since_save": self._batches_seen_since_last_saving, "last_batch": self._last_batch_seen}}
+                "own": self._frequency.state_dict()}
         if self.double_checkpoint and os.path.exists(self._path):
             with open(self._path, "rb") as f:
                 previous = f.read()

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from torchcompile import saving
 from torchcompile.callbacks.monitor import MonitorCallback, to_float
+from torchcompile.callbacks.save_frequency import SaveFrequency
 from torchcompile.engine import distributed
 
 
@@ -42,16 +43,12 @@ class ModelCheckpoint(MonitorCallback):
                  save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto",
                  save_freq: str | int = "epoch", initial_value_threshold: float | None = None):
         super().__init__(monitor, mode, initial_value_threshold)
-        if save_freq != "epoch" and (not isinstance(save_freq, int) or isinstance(save_freq, bool) or save_freq < 1):
-            raise ValueError(f"Unrecognized save_freq: {save_freq}. Expected save_freq are 'epoch' or a positive "
-                             f"integer (a number of batches). Received: save_freq={save_freq!r}")
+        self._frequency = SaveFrequency(save_freq)
         self.verbose = verbose
         self.filepath = os.fspath(filepath)
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
         self.save_freq = save_freq
-        self._batches_seen_since_last_saving = 0
-        self._last_batch_seen: int | None = None
         self._current_epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -64,22 +61,12 @@ class ModelCheckpoint(MonitorCallback):
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor_op is None:
             self._set_monitor_op()
-        if self.save_freq == "epoch":
+        if self._frequency.per_epoch:
             self._save_model(epoch=epoch, batch=None, logs=logs)
 
     def _should_save_on_batch(self, batch: int) -> bool:
-        if self.save_freq == "epoch":
-            return False
-        if self._last_batch_seen is None or batch <= self._last_batch_seen:
-            add_batches = batch + 1  # a new epoch; batches are zero-indexed
-        else:
-            add_batches = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add_batches
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
+        """Keras' name for the batch count behind ``save_freq``."""
+        return self._frequency.due_after_batch(batch)
 
     def _should_save_model(self, epoch: int, logs: Mapping[str, Any], filepath: str) -> bool:
         if not self.save_best_only:
@@ -134,13 +121,11 @@ class ModelCheckpoint(MonitorCallback):
                            f"Received: filepath={self.filepath!r}") from e
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "batches_since_save": self._batches_seen_since_last_saving,
-                "last_batch_seen": self._last_batch_seen}
+        return {"best": self.best, **self._frequency.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state["best"]
-        self._batches_seen_since_last_saving = state["batches_since_save"]
-        self._last_batch_seen = state["last_batch_seen"]
+        self._frequency.load_state_dict(state)
 
 
 def _numbers(logs: Mapping[str, Any] | None) -> dict[str, Any]:
