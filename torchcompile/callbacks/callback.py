@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-_BATCH_HOOKS = {
+BATCH_HOOKS = {
     "train": ("on_train_batch_begin", "on_train_batch_end"),
     "test": ("on_test_batch_begin", "on_test_batch_end"),
     "predict": ("on_predict_batch_begin", "on_predict_batch_end"),
@@ -115,7 +115,12 @@ class CallbackList(Callback):
 
     def wants_batch_hooks(self, mode: str) -> bool:
         """Whether any callback overrides a batch hook of ``mode``; if none does, the loop skips them."""
-        return any(_overrides(cb, hook) for cb in self.callbacks for hook in _BATCH_HOOKS[mode])
+        return any(_overrides(cb, hook) for cb in self.callbacks for hook in BATCH_HOOKS[mode])
+
+    def batch_hooks(self, mode: str) -> tuple[Any, Any]:
+        """The bound ``(begin, end)`` batch hooks of ``mode`` ("train", "test" or "predict")."""
+        begin, end = BATCH_HOOKS[mode]
+        return getattr(self, begin), getattr(self, end)
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:

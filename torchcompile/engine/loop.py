@@ -20,13 +20,6 @@ import torch
 
 from torchcompile.engine import distributed
 
-_HOOKS = {
-    "train": ("on_train_batch_begin", "on_train_batch_end"),
-    "test": ("on_test_batch_begin", "on_test_batch_end"),
-    "predict": ("on_predict_batch_begin", "on_predict_batch_end"),
-}
-
-
 class LazyLogs(Mapping):
     """Batch logs: running metric values as 0-d device tensors, computed on first read.
 
@@ -66,7 +59,7 @@ def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
         callbacks: a ``CallbackList``; its batch hooks are skipped when no callback has one.
         step_fn: one step on one batch; its ``run_group``, if any, runs a whole group (a CUDA graph).
     """
-    begin_hook, end_hook = (getattr(callbacks, name) for name in _HOOKS[mode])
+    begin_hook, end_hook = callbacks.batch_hooks(mode)
     with_hooks = callbacks.wants_batch_hooks(mode)
     run_group = getattr(step_fn, "run_group", None)
     ready = _batches_ready(model, getattr(epoch_iterator, "adapter", None))
