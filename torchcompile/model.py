@@ -348,9 +348,11 @@ class Model:
 
     def _begin_run(self, iterator: EpochIterator) -> None:
         adapter = iterator.adapter
-        self._check_next_batch = True
-        self._labels_to_check = adapter.labels
         self._check_labels_per_batch = isinstance(adapter, data_adapters.IterableDataAdapter)
+        if not iterator.checked:  # the first-batch checks (a host sync) run once per fit, not per epoch
+            iterator.checked = True
+            self._check_next_batch = True
+            self._labels_to_check = adapter.labels
 
     def _run_evaluation(self, iterator: EpochIterator, callbacks: CallbackList) -> dict:
         self.reset_metrics()

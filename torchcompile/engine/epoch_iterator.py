@@ -34,6 +34,7 @@ class EpochIterator:
         self.steps_per_epoch = steps_per_epoch
         self.carry_over = carry_over
         self.ran_out_of_data = False
+        self.checked = False  # set by the model once its one-off input checks ran on this data
         self._iterator: Iterator | None = None
 
     @property
