@@ -13,7 +13,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcompile import losses as losses_module
 from torchcompile import metrics as metrics_module
 from torchcompile import mixed_precision
 from torchcompile import optimizers as optimizers_module
@@ -21,12 +20,12 @@ from torchcompile import saving
 from torchcompile import summary as summary_module
 from torchcompile.callbacks.callback import CallbackList
 from torchcompile.engine import data_adapters, distributed, execution, loop, module_inputs, validation
+from torchcompile.engine import compile_utils
 from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
 from torchcompile.engine.device import resolve_device, to_device
 from torchcompile.engine.epoch_iterator import EpochIterator
 from torchcompile.engine.tree import flatten, map_structure
 
-_SHAPE_DEPENDENT_IDS = ("accuracy", "acc", "crossentropy", "ce")
 
 
 class Model:
@@ -88,9 +87,7 @@ class Model:
         if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
             raise ValueError("`steps_per_execution` must be a positive integer. "
                              f"Received: steps_per_execution={steps_per_execution!r}")
-        _check_ids(losses_module.get, loss)
-        _check_ids(metrics_module.get, metrics)
-        _check_ids(metrics_module.get, weighted_metrics)
+        compile_utils.check_ids(loss, metrics, weighted_metrics)
         self.optimizer = optimizers_module.build(optimizer, list(self.module.parameters()))
         self._compiled_loss = CompiledLoss(loss, loss_weights) if loss is not None else None
         self._compiled_metrics = CompiledMetrics(metrics, weighted_metrics)
@@ -431,13 +428,6 @@ class Sequential(Model):
 
 def _identity(value: Any) -> Any:
     return value
-
-
-def _check_ids(get: Any, spec: Any) -> None:
-    """Resolve every string id now, so a typo fails at compile time with close matches."""
-    for leaf in flatten(spec) if isinstance(spec, (list, tuple, dict)) else [spec]:
-        if isinstance(leaf, str) and leaf.lower() not in _SHAPE_DEPENDENT_IDS:
-            get(leaf)
 
 
 def _check_verbose(verbose: Any) -> None:

@@ -14,7 +14,20 @@ import torch
 
 from torchcompile import losses as losses_module
 from torchcompile import metrics as metrics_module
+from torchcompile.engine.tree import flatten
 from torchcompile.losses import checks
+
+
+ACCURACY_IDS = ("accuracy", "acc")          # resolved from shapes, as Keras' compile_utils does
+CROSSENTROPY_IDS = ("crossentropy", "ce")
+
+
+def check_ids(loss: Any, metrics: Any, weighted_metrics: Any) -> None:
+    """Resolve every string id now, so a typo fails at compile time with close matches."""
+    for get, spec in ((losses_module.get, loss), (metrics_module.get, metrics), (metrics_module.get, weighted_metrics)):
+        for leaf in flatten(spec) if isinstance(spec, (list, tuple, dict)) else [spec]:
+            if isinstance(leaf, str) and leaf.lower() not in ACCURACY_IDS + CROSSENTROPY_IDS:
+                get(leaf)
 
 
 def is_binary_or_sparse_categorical(y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[bool, bool]:
@@ -27,7 +40,7 @@ def is_binary_or_sparse_categorical(y_true: torch.Tensor, y_pred: torch.Tensor) 
 
 
 def get_loss(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any:
-    if isinstance(identifier, str) and identifier.lower() in ("crossentropy", "ce"):
+    if isinstance(identifier, str) and identifier.lower() in CROSSENTROPY_IDS:
         is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
         name = ("binary_crossentropy" if is_binary else
                 "sparse_categorical_crossentropy" if is_sparse else "categorical_crossentropy")
@@ -38,12 +51,12 @@ def get_loss(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any
 
 
 def get_metric(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any:
-    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+    if isinstance(identifier, str) and identifier.lower() in ACCURACY_IDS:
         is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
         cls = (metrics_module.BinaryAccuracy if is_binary else
                metrics_module.SparseCategoricalAccuracy if is_sparse else metrics_module.CategoricalAccuracy)
         return cls(name=identifier)
-    if isinstance(identifier, str) and identifier.lower() in ("crossentropy", "ce"):
+    if isinstance(identifier, str) and identifier.lower() in CROSSENTROPY_IDS:
         is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
         cls = (metrics_module.BinaryCrossentropy if is_binary else
                metrics_module.SparseCategoricalCrossentropy if is_sparse else
