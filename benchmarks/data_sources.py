@@ -16,6 +16,7 @@ time is the steadier number on a shared machine.
 Usage: ``python benchmarks/data_sources.py [--samples 32768] [--batch-size 128] [--repeats 5]
 [--device auto] [--threads N]``. Runs on a CPU in well under two minutes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,15 @@ def fit_arrays(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int,
     return lambda: model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
 
 
-def fit_dataloader(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int,
-                   device: torch.device) -> Callable:
+def fit_dataloader(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device) -> Callable:
     model = tc.Model(module, device=device)
     model.compile(optimizer=torch.optim.Adam(module.parameters(), lr=1e-3), loss=nn.CrossEntropyLoss())
-    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=batch_size,
-                        shuffle=True, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+        batch_size=batch_size,
+        shuffle=True,
+        pin_memory=device.type == "cuda",
+    )
     return lambda: model.fit(loader, epochs=1, verbose=0)
 
 
@@ -66,21 +70,27 @@ def hand_loop(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int, 
         module.train()
         order = torch.randperm(len(x_dev), device=device)
         for start in range(0, len(x_dev), batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             loss = loss_fn(module(x_dev[index]), y_dev[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+
     return epoch
 
 
-def hand_loop_dataloader(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int,
-                         device: torch.device) -> Callable:
+def hand_loop_dataloader(
+    module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device
+) -> Callable:
     module = module.to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=batch_size,
-                        shuffle=True, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+        batch_size=batch_size,
+        shuffle=True,
+        pin_memory=device.type == "cuda",
+    )
 
     def epoch() -> None:
         module.train()
@@ -90,6 +100,7 @@ def hand_loop_dataloader(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+
     return epoch
 
 
@@ -101,8 +112,9 @@ SOURCES = {
 }
 
 
-def time_sources(initial: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device,
-                 repeats: int) -> dict[str, tuple[list[float], list[float]]]:
+def time_sources(
+    initial: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int, device: torch.device, repeats: int
+) -> dict[str, tuple[list[float], list[float]]]:
     """(wall seconds, CPU seconds) per epoch for every source, from the same initial weights.
 
     Each source runs once to warm up (lazy imports, allocators); then the timed repeats go
@@ -144,13 +156,17 @@ def main() -> None:
     cpu = {name: statistics.median(c) for name, (_, c) in times.items()}
     floor = "hand-written loop, device tensors"
     steps = -(-args.samples // args.batch_size)
-    print(f"{args.samples} samples x 784, batch {args.batch_size} ({steps} steps), device {device}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, median of {args.repeats}\n")
+    print(
+        f"{args.samples} samples x 784, batch {args.batch_size} ({steps} steps), device {device}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, median of {args.repeats}\n"
+    )
     print("| source | wall s / epoch | steps / s | wall ratio | CPU s / epoch | CPU ratio |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in SOURCES:
-        print(f"| {name} | {wall[name]:.3f} | {steps / wall[name]:,.0f} | {wall[name] / wall[floor]:.2f}x "
-              f"| {cpu[name]:.3f} | {cpu[name] / cpu[floor]:.2f}x |")
+        print(
+            f"| {name} | {wall[name]:.3f} | {steps / wall[name]:,.0f} | {wall[name] / wall[floor]:.2f}x "
+            f"| {cpu[name]:.3f} | {cpu[name] / cpu[floor]:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ On a CPU shared with other jobs wall time is noisy: the ratio columns use CPU ti
 torch thread, so CPU time is the time the run itself computed), and wall ratios are shown
 beside them. ``--markdown`` prints the table as the README carries it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,15 +44,25 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     runners.REPEATS = args.repeats
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else "cpu"
+        if args.device == "auto"
+        else args.device
+    )
     wall, cpu = RUNNERS[args.worker][1](args.workloads, device, args.epochs)
     w = WORKLOADS[args.workloads]
     steps = args.epochs * -(-w.samples // w.batch_size)
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "steps": steps, "peak_mb": peak / 2**20,
-                                  "device": str(device)}))
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    print(
+        "RESULT "
+        + json.dumps({"wall": wall, "cpu": cpu, "steps": steps, "peak_mb": peak / 2**20, "device": str(device)})
+    )
 
 
 def paired_worker(args: argparse.Namespace) -> None:
@@ -75,16 +86,29 @@ def paired_worker(args: argparse.Namespace) -> None:
 
 
 def run_one(runner: str, workload: str, args: argparse.Namespace) -> dict | None:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", runner, "--workloads", workload,
-               "--epochs", str(args.epochs), "--repeats", str(args.repeats), "--threads", str(args.threads),
-               "--device", args.device]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        runner,
+        "--workloads",
+        workload,
+        "--epochs",
+        str(args.epochs),
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+    ]
     env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": str(args.threads)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         print(f"  {runner} on {workload} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
         return None
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def measure(args: argparse.Namespace) -> dict[str, dict[str, list[dict]]]:
@@ -105,8 +129,14 @@ def table(results: dict[str, dict[str, list[dict]]], markdown: bool) -> str:
     sys.path.insert(0, HERE)
     from runners import RUNNERS, WORKLOADS
 
-    rows = ["| workload | runner | µs/step (CPU) | × fast loop (CPU) | × fast loop (wall) | peak MB |",
-            "|---|---|---:|---:|---:|---:|"] if markdown else []
+    rows = (
+        [
+            "| workload | runner | µs/step (CPU) | × fast loop (CPU) | × fast loop (wall) | peak MB |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        if markdown
+        else []
+    )
     for workload, by_runner in results.items():
         base = {r["round"]: r for r in by_runner.get("fast") or []}
         if not markdown:
@@ -119,11 +149,14 @@ def table(results: dict[str, dict[str, list[dict]]], markdown: bool) -> str:
             ratio_cpu, ratio_wall = (_paired_ratio(runs, base, clock) for clock in ("cpu", "wall"))
             name = RUNNERS[runner][0]
             if markdown:
-                rows.append(f"| {WORKLOADS[workload].name} | {name} | {per_step:.0f} | {ratio_cpu} | "
-                            f"{ratio_wall} | {peak:.0f} |")
+                rows.append(
+                    f"| {WORKLOADS[workload].name} | {name} | {per_step:.0f} | {ratio_cpu} | "
+                    f"{ratio_wall} | {peak:.0f} |"
+                )
             else:
-                rows.append(f"  {name:<38} {per_step:9.0f} us/step  {ratio_cpu:>7} cpu  {ratio_wall:>7} wall"
-                            f"  {peak:8.0f} MB")
+                rows.append(
+                    f"  {name:<38} {per_step:9.0f} us/step  {ratio_cpu:>7} cpu  {ratio_wall:>7} wall  {peak:8.0f} MB"
+                )
     return "\n".join(rows)
 
 
@@ -133,27 +166,46 @@ def print_paired(args: argparse.Namespace) -> None:
     from runners import RUNNERS, WORKLOADS
 
     rows = args.runners.split(",")
-    print(f"{args.device}, {args.threads} torch thread(s), rows alternating {args.paired} times in one process "
-          f"per workload, one fit of {args.epochs} epochs each")
+    print(
+        f"{args.device}, {args.threads} torch thread(s), rows alternating {args.paired} times in one process "
+        f"per workload, one fit of {args.epochs} epochs each"
+    )
     print("| workload | runner | µs/step (CPU, median) | × fast loop (median of pairs) | range of pairs |")
     print("|---|---|---:|---:|---:|")
     for workload in args.workloads.split(","):
-        command = [sys.executable, os.path.abspath(__file__), "--worker", "paired", "--workloads", workload,
-                   "--runners", args.runners, "--paired", str(args.paired), "--epochs", str(args.epochs),
-                   "--threads", str(args.threads), "--device", args.device]
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            "paired",
+            "--workloads",
+            workload,
+            "--runners",
+            args.runners,
+            "--paired",
+            str(args.paired),
+            "--epochs",
+            str(args.epochs),
+            "--threads",
+            str(args.threads),
+            "--device",
+            args.device,
+        ]
         env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": str(args.threads)}
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout * args.paired)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if not lines:
             print(f"  {workload} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
             continue
-        times = json.loads(lines[-1][len("RESULT "):])
+        times = json.loads(lines[-1][len("RESULT ") :])
         w = WORKLOADS[workload]
         steps = args.epochs * -(-w.samples // w.batch_size)
         for row in rows:
             ratios = [t / f for t, f in zip(times[row], times[rows[0]])]
-            print(f"| {w.name} | {RUNNERS[row][0]} | {statistics.median(times[row]) / steps * 1e6:.0f} | "
-                  f"{statistics.median(ratios):.2f}× | {min(ratios):.2f}–{max(ratios):.2f} |")
+            print(
+                f"| {w.name} | {RUNNERS[row][0]} | {statistics.median(times[row]) / steps * 1e6:.0f} | "
+                f"{statistics.median(ratios):.2f}× | {min(ratios):.2f}–{max(ratios):.2f} |"
+            )
 
 
 def _paired_ratio(runs: list[dict], base: dict[int, dict], clock: str) -> str:
@@ -174,8 +226,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--markdown", action="store_true", help="print the README's table")
     parser.add_argument("--json", help="also write every run's numbers to this file")
-    parser.add_argument("--paired", type=int, default=0,
-                        help="instead: alternate the rows this many times in one process per workload")
+    parser.add_argument(
+        "--paired", type=int, default=0, help="instead: alternate the rows this many times in one process per workload"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "paired":
@@ -192,9 +245,11 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     load = os.getloadavg()
-    print(f"{args.device}, {args.threads} torch thread(s), median over {args.rounds} processes of the median of "
-          f"{args.repeats} fits of {args.epochs} epochs; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
-          f"{load[2]:.1f}")
+    print(
+        f"{args.device}, {args.threads} torch thread(s), median over {args.rounds} processes of the median of "
+        f"{args.repeats} fits of {args.epochs} epochs; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f}"
+    )
     print(table(results, args.markdown))
 
 

@@ -2,7 +2,8 @@
 """Where does an epoch of ``fit`` spend its time? A cProfile of epochs, grouped by owner.
 
 Runs the fast loop and tc ``fit(verbose=0)`` (or ``--verbose 1``) on a workload of
-``runners.py`` under cProfile (three epochs each, twice, interleaved), then sums each function's own time by who owns it:
+``runners.py`` under cProfile (three epochs each, twice, interleaved), then sums each function's own time
+by who owns it:
 torch's kernels (C++ calls), torch's Python (``torch.optim``, ``torch.autograd``,
 ``nn.Module``), each ``torchcompile`` module, and the rest. The difference between the two
 columns is what the framework adds per step. cProfile inflates Python-heavy code, so read
@@ -10,6 +11,7 @@ the torchcompile rows as an upper bound.
 
     python benchmarks/profile_epoch.py [--workload mlp64] [--verbose 0] [--top 12]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +35,13 @@ def owner(filename: str, name: str) -> str:
     path = filename.replace(os.sep, "/")
     if "/torchcompile/" in path:
         return "tc " + path.split("/torchcompile/")[-1]
-    for part, label in (("/torch/optim/", "torch.optim (Python)"), ("/torch/autograd/", "torch.autograd (Python)"),
-                        ("/torch/nn/", "torch.nn (Python)"), ("/torch/", "torch, other Python"),
-                        ("/tqdm/", "tqdm")):
+    for part, label in (
+        ("/torch/optim/", "torch.optim (Python)"),
+        ("/torch/autograd/", "torch.autograd (Python)"),
+        ("/torch/nn/", "torch.nn (Python)"),
+        ("/torch/", "torch, other Python"),
+        ("/tqdm/", "tqdm"),
+    ):
         if part in path:
             return label
     return "benchmark and other"
@@ -52,6 +58,7 @@ def profile(runner: str, workload: str, verbose: int) -> tuple[dict[str, float],
             fn()
             profiler.disable()
         return 0.0, 0.0
+
     runners.timed = timed
     device = torch.device("cpu")
     if runner == "fast":
@@ -75,11 +82,14 @@ def main() -> None:
     runs = [profile(name, args.workload, args.verbose) for name in ("fast", "tc", "fast", "tc")]
     steps = runs[0][1]
     # Twice each, interleaved; the smaller of the two runs per owner is the less disturbed one.
-    fast, tc = ({k: min(a[0].get(k, 0), b[0].get(k, 0)) for k in set(a[0]) | set(b[0])}
-                for a, b in ((runs[0], runs[2]), (runs[1], runs[3])))
-    rows = sorted(set(fast) | set(tc), key=lambda k: -(tc.get(k, 0) + fast.get(k, 0)))[:args.top]
-    print(f"{runners.WORKLOADS[args.workload].name}, {steps} steps under cProfile, "
-          f"CPU, 1 thread; µs of own time per step")
+    fast, tc = (
+        {k: min(a[0].get(k, 0), b[0].get(k, 0)) for k in set(a[0]) | set(b[0])}
+        for a, b in ((runs[0], runs[2]), (runs[1], runs[3]))
+    )
+    rows = sorted(set(fast) | set(tc), key=lambda k: -(tc.get(k, 0) + fast.get(k, 0)))[: args.top]
+    print(
+        f"{runners.WORKLOADS[args.workload].name}, {steps} steps under cProfile, CPU, 1 thread; µs of own time per step"
+    )
     print("| owner | fast loop | tc fit | difference |\n|---|---:|---:|---:|")
     for key in rows:
         a, b = fast.get(key, 0) * 1e6, tc.get(key, 0) * 1e6

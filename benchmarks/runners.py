@@ -8,6 +8,7 @@ Each builds its model, runs one short warm-up epoch (lazy imports, allocators, c
 then times ``epochs`` epochs in one call, as a user would run them, ``REPEATS`` times over
 (the model keeps training), and reports the median.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,19 +43,33 @@ WORKLOADS = {
 def make_module(workload: str) -> nn.Module:
     if workload.startswith("mlp"):
         return nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
-    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 10),
+    )
 
 
 def make_keras_model(workload: str):
     import keras
+
     if workload.startswith("mlp"):
         layers = [keras.Input((784,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)]
     else:  # channels_last, as Keras expects; the same layers as make_module
-        layers = [keras.Input((28, 28, 1)), keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-                  keras.layers.MaxPooling2D(2), keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-                  keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dense(10)]
+        layers = [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
     return keras.Sequential(layers)
 
 
@@ -100,7 +115,7 @@ def fast_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float
             total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
             order = torch.randperm(limit, device=device)
             for begin in range(0, limit, w.batch_size):
-                index = order[begin:begin + w.batch_size]
+                index = order[begin : begin + w.batch_size]
                 xb, yb = xs[index], ys[index]
                 logits = module(xb)
                 loss = F.cross_entropy(logits, yb)
@@ -110,6 +125,7 @@ def fast_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float
                 total += loss.detach() * yb.shape[0]
                 correct += (logits.detach().argmax(-1) == yb).sum()
             _ = [(total / limit).item(), (correct / limit).item()]  # one sync per epoch
+
     run(1, w.samples // 8)
     return timed(device, lambda: run(epochs, w.samples))
 
@@ -117,14 +133,19 @@ def fast_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float
 def tutorial_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float]:
     """The loop most tutorials show: a shuffling DataLoader and ``.item()`` every step."""
     from torch.utils.data import DataLoader, TensorDataset
+
     w = WORKLOADS[key]
     x, y = make_data(w)
     module = make_module(key).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, eps=1e-7)
 
     def run(n_epochs: int, limit: int) -> None:
-        loader = DataLoader(TensorDataset(torch.from_numpy(x[:limit]), torch.from_numpy(y[:limit])),
-                            batch_size=w.batch_size, shuffle=True, pin_memory=device.type == "cuda")
+        loader = DataLoader(
+            TensorDataset(torch.from_numpy(x[:limit]), torch.from_numpy(y[:limit])),
+            batch_size=w.batch_size,
+            shuffle=True,
+            pin_memory=device.type == "cuda",
+        )
         module.train()
         for _ in range(n_epochs):
             running_loss, correct, seen = 0.0, 0, 0
@@ -138,6 +159,7 @@ def tutorial_loop(key: str, device: torch.device, epochs: int) -> tuple[float, f
                 running_loss += loss.item() * yb.shape[0]
                 correct += (logits.argmax(1) == yb).sum().item()
                 seen += yb.shape[0]
+
     run(1, w.samples // 8)
     return timed(device, lambda: run(epochs, w.samples))
 
@@ -147,16 +169,20 @@ def tc_fit(key: str, device: torch.device, epochs: int, verbose: int = 0, **comp
     import warnings
 
     import torchcompile as tc
+
     w = WORKLOADS[key]
     x, y = make_data(w)
     model = tc.Model(make_module(key), device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # e.g. mixed_float16 on the CPU
-        model.compile(optimizer=tc.optimizers.Adam(learning_rate=1e-3),
-                      loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                      **compile_args)
+        model.compile(
+            optimizer=tc.optimizers.Adam(learning_rate=1e-3),
+            loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            **compile_args,
+        )
     with _quiet(verbose):
-        model.fit(x[:w.samples // 8], y[:w.samples // 8], batch_size=w.batch_size, epochs=1, verbose=verbose)
+        model.fit(x[: w.samples // 8], y[: w.samples // 8], batch_size=w.batch_size, epochs=1, verbose=verbose)
         return timed(device, lambda: model.fit(x, y, batch_size=w.batch_size, epochs=epochs, verbose=verbose))
 
 
@@ -164,14 +190,18 @@ def keras_fit(key: str, device: torch.device, epochs: int) -> tuple[float, float
     """Keras 3 on the torch backend: the same layers, ``fit`` on NumPy arrays, verbose=0."""
     os.environ["KERAS_BACKEND"] = "torch"
     import keras
+
     w = WORKLOADS[key]
     x, y = make_data(w)
     if key.startswith("cnn"):
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # channels_last
     model = make_keras_model(key)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(x[:w.samples // 8], y[:w.samples // 8], batch_size=w.batch_size, epochs=1, verbose=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(x[: w.samples // 8], y[: w.samples // 8], batch_size=w.batch_size, epochs=1, verbose=0)
     return timed(device, lambda: model.fit(x, y, batch_size=w.batch_size, epochs=epochs, verbose=0))
 
 
@@ -182,6 +212,7 @@ def lightning_fit(key: str, device: torch.device, epochs: int) -> tuple[float, f
     import warnings
 
     import lightning as L
+
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -208,9 +239,17 @@ def lightning_fit(key: str, device: torch.device, epochs: int) -> tuple[float, f
     classifier = Classifier()
 
     def run(n_epochs: int, limit: int) -> None:
-        trainer = L.Trainer(max_epochs=n_epochs, accelerator=device.type, devices=1, logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+        trainer = L.Trainer(
+            max_epochs=n_epochs,
+            accelerator=device.type,
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
         trainer.fit(classifier, train_dataloaders=DeviceBatches(x[:limit], y[:limit], w.batch_size, device))
+
     run(1, w.samples // 8)
     return timed(device, lambda: run(epochs, w.samples))
 
@@ -228,7 +267,7 @@ class DeviceBatches:
     def __iter__(self):
         order = torch.randperm(len(self.x), device=self.x.device)
         for begin in range(0, len(self.x), self.batch_size):
-            index = order[begin:begin + self.batch_size]
+            index = order[begin : begin + self.batch_size]
             yield self.x[index], self.y[index]
 
 
@@ -247,8 +286,10 @@ RUNNERS: dict[str, tuple[str, Callable[..., tuple[float, float]]]] = {
     "tutorial": ("tutorial loop (DataLoader, .item())", tutorial_loop),
     "tc0": ("tc fit(verbose=0)", tc_fit),
     "tc1": ("tc fit(verbose=1)", lambda k, d, e: tc_fit(k, d, e, verbose=1)),
-    "tc_spe": ("tc fit, steps_per_execution=8", lambda k, d, e: tc_fit(
-        k, d, e, steps_per_execution=8, cuda_graph=d.type == "cuda")),
+    "tc_spe": (
+        "tc fit, steps_per_execution=8",
+        lambda k, d, e: tc_fit(k, d, e, steps_per_execution=8, cuda_graph=d.type == "cuda"),
+    ),
     "tc_jit": ("tc fit, jit_compile=True", lambda k, d, e: tc_fit(k, d, e, jit_compile=True)),
     "tc_bf16": ("tc fit, mixed_bfloat16", lambda k, d, e: tc_fit(k, d, e, dtype_policy="mixed_bfloat16")),
     "keras": ("Keras 3 (torch backend)", keras_fit),

@@ -8,6 +8,7 @@ quickstart_history.png; without it, it runs all the same.
 
     python examples/quickstart.py
 """
+
 import importlib.util
 
 import numpy as np
@@ -30,13 +31,14 @@ def main(epochs: int = 5, verbose: int | str = "auto", plot_path: str | None = N
     x_test, y_test = make_data(2000, seed=1)
 
     module = torch.nn.Sequential(
-        torch.nn.Linear(20, 64), torch.nn.ReLU(),
-        torch.nn.Linear(64, 3), torch.nn.Softmax(dim=-1),
+        torch.nn.Linear(20, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 3),
+        torch.nn.Softmax(dim=-1),
     )
     model = tc.Model(module)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x_train, y_train, batch_size=32, epochs=epochs, validation_split=0.2,
-                        verbose=verbose)
+    history = model.fit(x_train, y_train, batch_size=32, epochs=epochs, validation_split=0.2, verbose=verbose)
 
     results = model.evaluate(x_test, y_test, return_dict=True, verbose=0)
     probabilities = model.predict(x_test[:5], verbose=0)

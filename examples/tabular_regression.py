@@ -10,14 +10,14 @@ The training code follows the tutorial line for line, with NumPy where it uses p
 
     python examples/tabular_regression.py      # a few seconds on a laptop CPU
 """
+
 import numpy as np
 import torch
 from torch import nn
 
 import torchcompile as tc
 
-column_names = ["MPG", "Cylinders", "Displacement", "Horsepower", "Weight", "Acceleration", "Model Year",
-                "Origin"]
+column_names = ["MPG", "Cylinders", "Displacement", "Horsepower", "Weight", "Acceleration", "Model Year", "Origin"]
 
 
 def load_data(num_cars=398, seed=0):
@@ -39,11 +39,15 @@ def load_data(num_cars=398, seed=0):
 def build_model(num_features):
     # Keras: keras.Sequential([layers.Dense(64, activation='relu', input_shape=[len(train_dataset.keys())]),
     #                          layers.Dense(64, activation='relu'), layers.Dense(1)])
-    model = tc.Sequential([
-        nn.Linear(num_features, 64), nn.ReLU(),
-        nn.Linear(64, 64), nn.ReLU(),
-        nn.Linear(64, 1),
-    ])
+    model = tc.Sequential(
+        [
+            nn.Linear(num_features, 64),
+            nn.ReLU(),
+            nn.Linear(64, 64),
+            nn.ReLU(),
+            nn.Linear(64, 1),
+        ]
+    )
     optimizer = tc.optimizers.RMSprop(0.001)  # Keras: tf.keras.optimizers.RMSprop(0.001)
 
     # Keras: model.compile(loss='mse', optimizer=optimizer, metrics=['mae', 'mse'])
@@ -56,11 +60,22 @@ def main(num_cars=398, epochs=1000, patience=10, verbose=0):
     torch.manual_seed(0)
     EPOCHS = epochs
     dataset = load_data(num_cars)
-    dataset = dataset[~np.isnan(dataset).any(axis=1)]                   # dataset.dropna()
-    origin, dataset = dataset[:, -1], dataset[:, :-1]                   # origin = dataset.pop('Origin')
-    dataset = np.concatenate([dataset, np.stack([(origin == 1) * 1.0,   # dataset['USA'] = (origin == 1)*1.0
-                                                 (origin == 2) * 1.0,   # dataset['Europe'] = ...
-                                                 (origin == 3) * 1.0], axis=1)], axis=1)  # ['Japan']
+    dataset = dataset[~np.isnan(dataset).any(axis=1)]  # dataset.dropna()
+    origin, dataset = dataset[:, -1], dataset[:, :-1]  # origin = dataset.pop('Origin')
+    dataset = np.concatenate(
+        [
+            dataset,
+            np.stack(
+                [
+                    (origin == 1) * 1.0,  # dataset['USA'] = (origin == 1)*1.0
+                    (origin == 2) * 1.0,  # dataset['Europe'] = ...
+                    (origin == 3) * 1.0,
+                ],
+                axis=1,
+            ),
+        ],
+        axis=1,
+    )  # ['Japan']
     dataset = dataset.astype("float32")
 
     # train_dataset = dataset.sample(frac=0.8, random_state=0); test_dataset = dataset.drop(...)
@@ -74,6 +89,7 @@ def main(num_cars=398, epochs=1000, patience=10, verbose=0):
 
     def norm(x):
         return (x - train_stats["mean"]) / train_stats["std"]
+
     normed_train_data = norm(train_dataset)
     normed_test_data = norm(test_dataset)
 
@@ -85,8 +101,9 @@ def main(num_cars=398, epochs=1000, patience=10, verbose=0):
 
     # Keras: early_history = model.fit(normed_train_data, train_labels, epochs=EPOCHS,
     #                                  validation_split=0.2, verbose=0, callbacks=[early_stop, ...])
-    early_history = model.fit(normed_train_data, train_labels, epochs=EPOCHS,
-                              validation_split=0.2, verbose=verbose, callbacks=[early_stop])
+    early_history = model.fit(
+        normed_train_data, train_labels, epochs=EPOCHS, validation_split=0.2, verbose=verbose, callbacks=[early_stop]
+    )
     print(f"Stopped early after {len(early_history.epoch)} of {EPOCHS} epochs")
 
     # Keras: loss, mae, mse = model.evaluate(normed_test_data, test_labels, verbose=2)

@@ -10,6 +10,7 @@ is learnable but not trivial. The training code follows the tutorial line for li
 
     python examples/text_classification.py      # about 20 s on a 2-core CPU
 """
+
 import numpy as np
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ def load_data(num_reviews, seed=0):
     for i, label in enumerate(labels):
         length = rng.integers(50, sequence_length + 1)
         words = np.minimum(rng.zipf(1.5, size=length), max_features - 1)  # neutral words
-        marked = rng.random(length) < 0.15                                  # ~15% sentiment words
+        marked = rng.random(length) < 0.15  # ~15% sentiment words
         polarity = np.where(rng.random(marked.sum()) < 0.8, label, 1 - label)
         words[marked] = sentiment[polarity, rng.integers(0, 20, size=marked.sum())]
         x[i, :length] = words
@@ -52,7 +53,7 @@ class TextClassifier(nn.Module):
     def forward(self, tokens):
         x = self.dropout(self.embedding(tokens))
         x = self.dropout(x.mean(dim=1))  # GlobalAveragePooling1D over the sequence axis
-        return self.dense(x)             # one logit per review: no sigmoid, hence from_logits=True
+        return self.dense(x)  # one logit per review: no sigmoid, hence from_logits=True
 
 
 def main(num_train=5000, num_test=2000, epochs=10, verbose="auto"):
@@ -71,8 +72,11 @@ def main(num_train=5000, num_test=2000, epochs=10, verbose="auto"):
 
     # Keras: model.compile(loss=losses.BinaryCrossentropy(from_logits=True), optimizer='adam',
     #                      metrics=tf.metrics.BinaryAccuracy(threshold=0.0))
-    model.compile(loss=tc.losses.BinaryCrossentropy(from_logits=True), optimizer="adam",
-                  metrics=[tc.metrics.BinaryAccuracy(threshold=0.0)])
+    model.compile(
+        loss=tc.losses.BinaryCrossentropy(from_logits=True),
+        optimizer="adam",
+        metrics=[tc.metrics.BinaryAccuracy(threshold=0.0)],
+    )
 
     # Keras: history = model.fit(train_ds, validation_data=val_ds, epochs=epochs)
     history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose)

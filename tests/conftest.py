@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared fixtures. KERAS_BACKEND must be set before anything imports keras."""
+
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")

@@ -3,6 +3,7 @@
 
 Import this module only from tests marked ``keras``; it skips them when keras is absent.
 """
+
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -23,6 +24,7 @@ def loss(identifier, y_true, y_pred, sample_weight=None, **kwargs):
     fn = keras.losses.get(identifier) if not kwargs else getattr(keras.losses, identifier)(**kwargs)
     if not isinstance(fn, keras.losses.Loss):
         from keras.src.losses import LossFunctionWrapper  # not exported by keras.losses in 3.15
+
         fn = LossFunctionWrapper(fn)
     return to_numpy(fn(y_true, y_pred, sample_weight=sample_weight))
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """tc.mixed_precision: Keras' policy names, autocast in the steps, float32 master weights and
 metrics, and a float16 loss scaler that skips overflowing steps without reading the host."""
+
 import warnings
 
 import numpy as np
@@ -42,13 +43,18 @@ def _model(policy=None, optimizer="adam", device="cpu"):
     model = tc.Model(_RecordsDtype(), device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        model.compile(optimizer, tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                      dtype_policy=policy)
+        model.compile(
+            optimizer,
+            tc.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            dtype_policy=policy,
+        )
     return model
 
 
-@pytest.mark.parametrize("name, compute", [("float32", "float32"), ("mixed_float16", "float16"),
-                                           ("mixed_bfloat16", "bfloat16")])
+@pytest.mark.parametrize(
+    "name, compute", [("float32", "float32"), ("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")]
+)
 def test_policy_names_and_dtypes_follow_keras(name, compute):
     policy = mixed_precision.Policy(name)
     assert (policy.name, policy.compute_dtype, policy.variable_dtype) == (name, compute, "float32")
@@ -94,7 +100,7 @@ def test_float16_scaler_uses_the_fused_kernel_and_skips_an_overflowing_step_with
     model = _model("mixed_float16", optimizer="adam")
     assert model.optimizer._step_supports_amp_scaling and model.optimizer.param_groups[0]["fused"]
     model.fit(*data, epochs=1, verbose=0)  # builds the loss and metrics; the first batch's checks read labels
-    model._precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 120)  # the gradients overflow
+    model._precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**120)  # the gradients overflow
     before = [p.detach().clone() for p in model.module.parameters()]
     reads = []
     for name in ("item", "__float__", "tolist"):
@@ -103,7 +109,7 @@ def test_float16_scaler_uses_the_fused_kernel_and_skips_an_overflowing_step_with
     monkeypatch.undo()
     # 2**120 times the loss overflows the gradients: the fused step must skip the update.
     assert all(torch.equal(b, p) for b, p in zip(before, model.module.parameters()))
-    assert model._precision.scaler.get_scale() < 2.0 ** 120
+    assert model._precision.scaler.get_scale() < 2.0**120
     assert reads == []
 
 
@@ -116,7 +122,7 @@ def test_mixed_precision_on_cuda_trains_without_per_step_syncs(policy, data):
     try:
         model._check_next_batch = False
         for start in range(0, 128, 32):
-            batch = tuple(torch.as_tensor(a[start:start + 32], device="cuda") for a in data) + (None,)
+            batch = tuple(torch.as_tensor(a[start : start + 32], device="cuda") for a in data) + (None,)
             model.train_step(batch)
     finally:
         torch.cuda.set_sync_debug_mode(0)

@@ -1,4 +1,5 @@
 """tc.Model: wrapping, compile, fit/evaluate/predict semantics and the *_on_batch methods."""
+
 import os
 import sys
 
@@ -10,8 +11,9 @@ import torchcompile as tc
 
 
 def _classifier(device="cpu"):
-    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3),
-                                 torch.nn.Softmax(dim=-1))
+    module = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3), torch.nn.Softmax(dim=-1)
+    )
     return tc.Model(module, device=device)
 
 
@@ -70,8 +72,14 @@ def test_fit_history_keys_follow_keras_order(data):
     model = _classifier()
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy", "sparse_categorical_accuracy"])
     history = model.fit(*data, epochs=3, validation_split=0.2, verbose=0)
-    assert list(history.history) == ["loss", "accuracy", "sparse_categorical_accuracy", "val_loss", "val_accuracy",
-                                     "val_sparse_categorical_accuracy"]
+    assert list(history.history) == [
+        "loss",
+        "accuracy",
+        "sparse_categorical_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "val_sparse_categorical_accuracy",
+    ]
     assert history.epoch == [0, 1, 2]
     assert all(len(v) == 3 and all(type(f) is float for f in v) for v in history.history.values())
 
@@ -224,13 +232,24 @@ def test_stop_training_from_a_callback_ends_fit_after_that_batch(data):
     assert len(module.calls) == 2 and history.epoch == [0]
 
 
-HOOKS = ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin", "on_test_end",
-         "on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end"]
+HOOKS = [
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+]
 
 
 def _recording_callback(events):
     def hook(name):
         return lambda self, *args, **kwargs: events.append(name)
+
     return type("Log", (tc.callbacks.Callback,), {name: hook(name) for name in HOOKS})()
 
 
@@ -238,8 +257,15 @@ def test_callback_hooks_run_in_keras_order(data):
     events = []
     model = _classifier()
     model.compile("sgd", "sparse_categorical_crossentropy")
-    model.fit(data[0][:20], data[1][:20], batch_size=10, epochs=1, validation_data=(data[0][:10], data[1][:10]),
-              callbacks=[_recording_callback(events)], verbose=0)
+    model.fit(
+        data[0][:20],
+        data[1][:20],
+        batch_size=10,
+        epochs=1,
+        validation_data=(data[0][:10], data[1][:10]),
+        callbacks=[_recording_callback(events)],
+        verbose=0,
+    )
     assert events[:2] == ["on_train_begin", "on_epoch_begin"]
     assert events[2:6] == ["on_train_batch_begin", "on_train_batch_end"] * 2
     assert events[6:10] == ["on_test_begin", "on_test_batch_begin", "on_test_batch_end", "on_test_end"]
@@ -273,6 +299,7 @@ def test_fit_reads_no_host_value_per_step(data, monkeypatch):
             if os.sep + "torchcompile" + os.sep in caller:
                 calls.append(caller)
             return _original(self, *args, **kwargs)
+
         monkeypatch.setattr(torch.Tensor, name, counting)
     model.fit(*data, batch_size=1, epochs=2, shuffle=True, verbose=0)  # 100 steps
     assert len(calls) < 20, calls
@@ -280,8 +307,9 @@ def test_fit_reads_no_host_value_per_step(data, monkeypatch):
 
 def test_fit_ends_with_the_ema_weights_when_use_ema(data):
     model = _classifier()
-    model.compile(tc.optimizers.SGD(learning_rate=0.1, use_ema=True, ema_momentum=0.5),
-                  "sparse_categorical_crossentropy")
+    model.compile(
+        tc.optimizers.SGD(learning_rate=0.1, use_ema=True, ema_momentum=0.5), "sparse_categorical_crossentropy"
+    )
     model.fit(*data, batch_size=10, epochs=1, verbose=0)
     ema = model.optimizer.state[model.module[0].weight]["ema"]
     assert torch.equal(model.module[0].weight, ema)

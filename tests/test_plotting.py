@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """tc.plot_history / History.plot: one subplot per metric, train beside val_, a valid PNG on disk."""
+
 from __future__ import annotations
 
 import importlib.util

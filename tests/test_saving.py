@@ -192,8 +192,9 @@ def test_saving_a_python_callable_warns_and_load_model_asks_for_it(tmp_path):
         model.save(tmp_path / "m.pt")
     with pytest.raises(ValueError, match=r"\['L1Loss', 'my_loss'\].*custom_objects"):
         tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu")
-    loaded = tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu",
-                           custom_objects={"my_loss": my_loss, "L1Loss": nn.L1Loss()})
+    loaded = tc.load_model(
+        tmp_path / "m.pt", module=Net(), device="cpu", custom_objects={"my_loss": my_loss, "L1Loss": nn.L1Loss()}
+    )
     assert loaded._compiled_loss.loss is my_loss
 
 

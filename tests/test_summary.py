@@ -74,8 +74,11 @@ def test_summary_takes_one_input_shape_per_input_and_lists_own_parameters():
 
 def test_summary_expand_nested_indents_submodules():
     module = nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), nn.Linear(2, 1))
-    rows = [line.split("│")[1] for line in lines_of(tc.Model(module, device="cpu"), expand_nested=True)
-            if line.startswith("│")]
+    rows = [
+        line.split("│")[1]
+        for line in lines_of(tc.Model(module, device="cpu"), expand_nested=True)
+        if line.startswith("│")
+    ]
     assert [r.rstrip() for r in rows] == [" 0 (Sequential)", "   0 (Linear)", "   1 (Tanh)", " 1 (Linear)"]
 
 
@@ -86,7 +89,7 @@ def test_summary_prints_optimizer_state_size_after_training():
     assert " Optimizer params: 148 (592.00 B)" in lines_of(model)
 
 
-@pytest.mark.parametrize("nbytes, text", [(440, "440.00 B"), (1536, "1.50 KB"), (3 * 1024 ** 2, "3.00 MB")])
+@pytest.mark.parametrize("nbytes, text", [(440, "440.00 B"), (1536, "1.50 KB"), (3 * 1024**2, "3.00 MB")])
 def test_readable_size_as_keras(nbytes, text):
     assert readable_size(nbytes) == text
 
@@ -98,8 +101,8 @@ def test_count_parameters_counts_shared_parameters_once():
 
 def test_summary_after_fit_shows_output_shapes(rng):
     import torchcompile as tc
-    model = tc.Model(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)),
-                     device="cpu")
+
+    model = tc.Model(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)), device="cpu")
     model.compile("sgd", "mse")
     model.fit(rng.normal(size=(6, 4)).astype("float32"), np.zeros((6, 2), "float32"), batch_size=3, verbose=0)
     lines = []

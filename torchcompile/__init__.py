@@ -1,16 +1,27 @@
 # SPDX-License-Identifier: Apache-2.0
 """torchcompile: the Keras training workflow for any torch.nn.Module.
 
-    import torchcompile as tc
-    model = tc.Model(module)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x, y, epochs=5, validation_split=0.2)
+import torchcompile as tc
+model = tc.Model(module)
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+history = model.fit(x, y, epochs=5, validation_split=0.2)
 """
+
 from torchcompile import callbacks, losses, metrics, mixed_precision, optimizers
 from torchcompile.model import Model, Sequential
 from torchcompile.plotting import plot_history
 from torchcompile.saving import load_model
 
 __version__ = "0.1.0"
-__all__ = ["Model", "Sequential", "load_model", "plot_history", "callbacks", "losses", "metrics",
-           "mixed_precision", "optimizers", "__version__"]
+__all__ = [
+    "Model",
+    "Sequential",
+    "load_model",
+    "plot_history",
+    "callbacks",
+    "losses",
+    "metrics",
+    "mixed_precision",
+    "optimizers",
+    "__version__",
+]

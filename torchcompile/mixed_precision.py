@@ -20,6 +20,7 @@ state, the loss value handed to the trackers and the metric states stay float32,
 - ``mixed_float16`` on the CPU runs, with a warning: float16 autocast there is slow and gains
   nothing; use ``mixed_bfloat16``. The scaler runs on the CPU, where its reads cost nothing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,10 +49,15 @@ class Policy:
 
     def __init__(self, name: str):
         if name not in _POLICIES:
-            hint = (" Full float16/bfloat16 training is not a policy here: cast the module yourself "
-                    "(module.to(torch.bfloat16))." if name in ("float16", "bfloat16") else "")
-            raise ValueError(f"Unknown dtype policy {name!r}. Use one of {sorted(_POLICIES)}.{hint} "
-                             f"Received: name={name!r}")
+            hint = (
+                " Full float16/bfloat16 training is not a policy here: cast the module yourself "
+                "(module.to(torch.bfloat16))."
+                if name in ("float16", "bfloat16")
+                else ""
+            )
+            raise ValueError(
+                f"Unknown dtype policy {name!r}. Use one of {sorted(_POLICIES)}.{hint} Received: name={name!r}"
+            )
         self.name = name
 
     @property
@@ -104,8 +110,10 @@ def get(policy: str | Policy | None) -> Policy:
         return policy
     if isinstance(policy, str):
         return Policy(policy)
-    raise TypeError("A dtype policy is a name such as 'mixed_bfloat16' or a tc.mixed_precision.Policy. "
-                    f"Received: policy of type {type(policy).__name__}")
+    raise TypeError(
+        "A dtype policy is a name such as 'mixed_bfloat16' or a tc.mixed_precision.Policy. "
+        f"Received: policy of type {type(policy).__name__}"
+    )
 
 
 class Precision:
@@ -124,9 +132,13 @@ class Precision:
         self.scaler = None
         if self.dtype is torch.float16:
             if device.type == "cpu":
-                warnings.warn("mixed_float16 on the CPU: float16 autocast runs there but is slow and gains "
-                              "nothing; 'mixed_bfloat16' is the CPU's mixed precision. "
-                              "Received: policy='mixed_float16', device='cpu'", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    "mixed_float16 on the CPU: float16 autocast runs there but is slow and gains "
+                    "nothing; 'mixed_bfloat16' is the CPU's mixed precision. "
+                    "Received: policy='mixed_float16', device='cpu'",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
             self.scaler = torch.amp.GradScaler(device.type)
             if optimizer is not None:
                 _use_fused_kernel(optimizer, device)
@@ -149,7 +161,7 @@ class Precision:
             return
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(optimizer)  # before the step hooks, so Keras' clipping sees true gradients
-        self.scaler.step(optimizer)      # no host read with a fused kernel (found_inf stays on the device)
+        self.scaler.step(optimizer)  # no host read with a fused kernel (found_inf stays on the device)
         self.scaler.update()
 
     def float32(self, value: Any) -> Any:
@@ -163,15 +175,24 @@ def _use_fused_kernel(optimizer: torch.optim.Optimizer, device: torch.device) ->
     """Switch ``optimizer`` to its fused kernel, which takes the scaler's overflow flag on the device."""
     if getattr(optimizer, "_step_supports_amp_scaling", False):
         return
-    fusable = isinstance(optimizer, _FUSED) and not optimizer.defaults.get("differentiable") and all(
-        p.is_floating_point() and p.device.type == device.type for g in optimizer.param_groups for p in g["params"])
+    fusable = (
+        isinstance(optimizer, _FUSED)
+        and not optimizer.defaults.get("differentiable")
+        and all(
+            p.is_floating_point() and p.device.type == device.type for g in optimizer.param_groups for p in g["params"]
+        )
+    )
     if not fusable:
         if device.type == "cpu":
             return  # the scaler's host read costs nothing on the CPU
-        warnings.warn(f"mixed_float16: {type(optimizer).__name__} has no fused kernel, so the loss scaler reads "
-                      "its overflow flag on the host: one device sync per step. Adam, AdamW and SGD "
-                      "avoid it, and so does 'mixed_bfloat16'. "
-                      f"Received: optimizer={type(optimizer).__name__}", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"mixed_float16: {type(optimizer).__name__} has no fused kernel, so the loss scaler reads "
+            "its overflow flag on the host: one device sync per step. Adam, AdamW and SGD "
+            "avoid it, and so does 'mixed_bfloat16'. "
+            f"Received: optimizer={type(optimizer).__name__}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
         return
     for group in optimizer.param_groups:
         group["fused"], group["foreach"] = True, False

@@ -5,6 +5,7 @@ Owns: the device, compile(), argument checks for fit/evaluate/predict, and the t
 steps (train_step / test_step / predict_step) users may override as in Keras. Not: the
 loop (engine/loop.py), batching (engine/data_adapters.py), losses and metrics.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,18 +15,15 @@ import torch
 from torch import nn
 
 from torchcompile import metrics as metrics_module
-from torchcompile import mixed_precision
+from torchcompile import mixed_precision, saving
 from torchcompile import optimizers as optimizers_module
-from torchcompile import saving
 from torchcompile import summary as summary_module
 from torchcompile.callbacks.callback import CallbackList
-from torchcompile.engine import data_adapters, distributed, execution, loop, module_inputs, validation
-from torchcompile.engine import compile_utils
+from torchcompile.core.tree import flatten, map_structure
+from torchcompile.engine import compile_utils, data_adapters, distributed, execution, loop, module_inputs, validation
 from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
 from torchcompile.engine.device import resolve_device, to_device
 from torchcompile.engine.epoch_iterator import EpochIterator
-from torchcompile.engine.tree import flatten, map_structure
-
 
 
 class Model:
@@ -42,8 +40,10 @@ class Model:
 
     def __init__(self, module: nn.Module, device: str | torch.device = "auto"):
         if not isinstance(module, nn.Module):
-            raise TypeError("tc.Model wraps a torch.nn.Module; build your network as one (or use "
-                            f"tc.Sequential([...])). Received: module of type {type(module).__name__}")
+            raise TypeError(
+                "tc.Model wraps a torch.nn.Module; build your network as one (or use "
+                f"tc.Sequential([...])). Received: module of type {type(module).__name__}"
+            )
         self.module = module
         self.device = distributed.setup(resolve_device(device))  # under torchrun: the group, cuda:LOCAL_RANK
         self.module.to(self.device)
@@ -70,9 +70,18 @@ class Model:
         return f"tc.Model({type(self.module).__name__}, device={str(self.device)!r})"
 
     # ------------------------------------------------------------------ compile
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
-                loss_weights: Any = None, weighted_metrics: Any = None, jit_compile: bool = False,
-                steps_per_execution: int = 1, cuda_graph: bool = False, dtype_policy: Any = None) -> None:
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        loss_weights: Any = None,
+        weighted_metrics: Any = None,
+        jit_compile: bool = False,
+        steps_per_execution: int = 1,
+        cuda_graph: bool = False,
+        dtype_policy: Any = None,
+    ) -> None:
         """Configure training, as Keras' ``compile``; recompiling keeps the weights.
 
         `model.optimizer` becomes a real ``torch.optim.Optimizer`` over the module's
@@ -85,8 +94,10 @@ class Model:
         ``tc.mixed_precision.Policy``) defaults to ``tc.mixed_precision.global_policy()``.
         """
         if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
-            raise ValueError("`steps_per_execution` must be a positive integer. "
-                             f"Received: steps_per_execution={steps_per_execution!r}")
+            raise ValueError(
+                "`steps_per_execution` must be a positive integer. "
+                f"Received: steps_per_execution={steps_per_execution!r}"
+            )
         compile_utils.check_ids(loss, metrics, weighted_metrics)
         self.optimizer = optimizers_module.build(optimizer, list(self.module.parameters()))
         self._compiled_loss = CompiledLoss(loss, loss_weights) if loss is not None else None
@@ -138,11 +149,15 @@ class Model:
     def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         """The compiled loss; updates the loss trackers (batch-size weighted, on the device)."""
         if self._compiled_loss is None:
-            raise ValueError("This model was compiled without a loss, so it cannot train or compute a loss. "
-                             "Pass loss=... to compile(). Received: loss=None")
+            raise ValueError(
+                "This model was compiled without a loss, so it cannot train or compute a loss. "
+                "Pass loss=... to compile(). Received: loss=None"
+            )
         if y is None:
-            raise ValueError("The loss needs targets, but no `y` was given. Pass y=... (or have the data "
-                             "yield (x, y) batches). Received: y=None")
+            raise ValueError(
+                "The loss needs targets, but no `y` was given. Pass y=... (or have the data "
+                "yield (x, y) batches). Received: y=None"
+            )
         self._build(y, y_pred)
         if self._check_next_batch:
             self._first_batch_checks(y, y_pred)
@@ -170,8 +185,7 @@ class Model:
         if loss is not None and not loss.built:
             loss.build(y, y_pred)
             if loss.names is not None:
-                self._output_loss_trackers = [metrics_module.Mean(name=f"{n}_loss").to(self.device)
-                                              for n in loss.names]
+                self._output_loss_trackers = [metrics_module.Mean(name=f"{n}_loss").to(self.device) for n in loss.names]
         if self._compiled_metrics is not None and not self._compiled_metrics.built:
             self._compiled_metrics.build(y, y_pred, self.device)
             distributed.disable_foreign_sync(self.metrics)  # torchmetrics: synced once per epoch instead
@@ -205,12 +219,25 @@ class Model:
         return {m.name: m.result() for m in self.metrics}
 
     # ------------------------------------------------------------------ fit / evaluate / predict
-    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
-            verbose: int | str = "auto", callbacks: list | None = None, validation_split: float = 0.0,
-            validation_data: Any = None, shuffle: bool = True, class_weight: dict | None = None,
-            sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
-            validation_steps: int | None = None, validation_batch_size: int | None = None,
-            validation_freq: int | list = 1):
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: int | str = "auto",
+        callbacks: list | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: dict | None = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int | list = 1,
+    ):
         """Train for ``epochs`` epochs, as Keras' ``fit``; returns a ``tc.callbacks.History``.
 
         The epoch ``loss`` is the batch-size-weighted mean of the batch losses; metrics
@@ -223,8 +250,9 @@ class Model:
             raise ValueError("fit() needs a loss: call compile(loss=...) first. Received: loss=None")
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = validation.split(x, y, sample_weight, validation_split)
-        train_iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps_per_epoch,
-                                              shuffle=shuffle, class_weight=class_weight, training=True)
+        train_iterator = self._epoch_iterator(
+            x, y, sample_weight, batch_size, steps_per_epoch, shuffle=shuffle, class_weight=class_weight, training=True
+        )
         train_iterator.check_passes(epochs - initial_epoch, "steps_per_epoch")
         val_iterator = None
         if validation_data is not None:
@@ -232,8 +260,15 @@ class Model:
             val_iterator = self._epoch_iterator(vx, vy, vsw, vbs, validation_steps)
             validations = sum(validation.should_validate(e, validation_freq) for e in range(initial_epoch, epochs))
             val_iterator.check_passes(validations, "validation_steps", source="validation_data")
-        callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
-                                 verbose=verbose, epochs=epochs, steps=train_iterator.num_steps)
+        callbacks = CallbackList(
+            callbacks,
+            add_history=True,
+            add_progbar=verbose != 0,
+            model=self,
+            verbose=verbose,
+            epochs=epochs,
+            steps=train_iterator.num_steps,
+        )
         self.stop_training = False
         self._resume_point = None  # BackupAndRestore sets it in on_train_begin (engine/loop.py uses it)
         summary_module.record_shapes_once(self.module)  # one-shot hooks: summary() shows shapes after fit
@@ -261,46 +296,71 @@ class Model:
         callbacks.on_train_end(epoch_logs)
         return callbacks.history
 
-    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
-                 verbose: int | str = "auto", sample_weight: Any = None, steps: int | None = None,
-                 callbacks: list | None = None, return_dict: bool = False):
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: int | str = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: list | None = None,
+        return_dict: bool = False,
+    ):
         """Loss and metrics over the data: a scalar, a list ``[loss, metric, ...]`` or a dict."""
         self._assert_compiled("evaluate")
         _check_verbose(verbose)
         iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps)
-        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
-                                 epochs=1, steps=iterator.num_steps)
+        callbacks = CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=iterator.num_steps
+        )
         logs = self._run_evaluation(iterator, callbacks)
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto",
-                steps: int | None = None, callbacks: list | None = None):
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: int | str = "auto",
+        steps: int | None = None,
+        callbacks: list | None = None,
+    ):
         """The module's outputs over ``x`` as NumPy arrays (its output structure), batches concatenated."""
         _check_verbose(verbose)
         iterator = self._epoch_iterator(x, None, None, batch_size, steps)
-        callbacks = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
-                                 epochs=1, steps=iterator.num_steps)
+        callbacks = CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=iterator.num_steps
+        )
         callbacks.on_predict_begin()
         with loop.mode(self.module, training=False):
             outputs = loop.run_epoch(self, "predict", iterator, callbacks, self._step_function("predict"))
         callbacks.on_predict_end()
         if not outputs:
-            raise ValueError("predict() got no batches from `x`; pass data with at least one sample. "
-                             f"Received: x of type {type(x).__name__}")
+            raise ValueError(
+                "predict() got no batches from `x`; pass data with at least one sample. "
+                f"Received: x of type {type(x).__name__}"
+            )
         sharding = getattr(iterator.adapter, "sharding", None)  # several processes: each predicted its share
         predictions = loop.concatenate_outputs(outputs)
         return predictions if sharding is None else distributed.gather_predictions(predictions, sharding)
 
-    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                       class_weight: dict | None = None, return_dict: bool = False):
+    def train_on_batch(
+        self,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        class_weight: dict | None = None,
+        return_dict: bool = False,
+    ):
         """One optimizer step on one batch; returns its loss and metrics (metrics reset first)."""
         self._assert_compiled("train_on_batch")
         if class_weight is not None and sample_weight is not None:
-            raise ValueError("Pass either `sample_weight` or `class_weight`, not both. "
-                             f"Received: class_weight={class_weight}")
+            raise ValueError(
+                f"Pass either `sample_weight` or `class_weight`, not both. Received: class_weight={class_weight}"
+            )
         batch = self._single_batch(x, y, sample_weight)
         if class_weight is not None:
             batch = (batch[0], batch[1], data_adapters.class_weight_to_sample_weight(batch[1], class_weight))
@@ -330,16 +390,21 @@ class Model:
     # ------------------------------------------------------------------ helpers for the loop
     def prepare_batch(self, batch: tuple, mode: str) -> tuple:
         """Check a CPU batch's labels (no device sync), then move it to the model's device."""
-        if self._check_labels_per_batch and mode != "predict" and batch[1] is not None \
-                and self._compiled_loss is not None and self._compiled_loss.built:
+        if (
+            self._check_labels_per_batch
+            and mode != "predict"
+            and batch[1] is not None
+            and self._compiled_loss is not None
+            and self._compiled_loss.built
+        ):
             self._compiled_loss.check_labels(batch[1])
         return to_device(batch, self.device)
 
-    def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, shuffle=False, class_weight=None,
-                        training=False):
+    def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, shuffle=False, class_weight=None, training=False):
         sharding = distributed.sharding_for(x, batch_size, steps, training)  # None in one process
-        adapter = data_adapters.get_data_adapter(x, y, sample_weight, batch_size, shuffle, class_weight,
-                                                 self.device, steps=steps, sharding=sharding)
+        adapter = data_adapters.get_data_adapter(
+            x, y, sample_weight, batch_size, shuffle, class_weight, self.device, steps=steps, sharding=sharding
+        )
         # Training carries a partly read pass into the next epoch; evaluation starts afresh (Keras).
         return EpochIterator(adapter, steps, carry_over=training)
 
@@ -387,9 +452,11 @@ class Model:
 
     def _assert_compiled(self, method: str) -> None:
         if not self.compiled:
-            raise RuntimeError(f"You must call compile() before {method}(): the model needs an optimizer "
-                               "and a loss. Call model.compile(optimizer=..., loss=...). "
-                               f"Received: {method}() on an uncompiled model")
+            raise RuntimeError(
+                f"You must call compile() before {method}(): the model needs an optimizer "
+                "and a loss. Call model.compile(optimizer=..., loss=...). "
+                f"Received: {method}() on an uncompiled model"
+            )
 
     # ------------------------------------------------------------------ weights and saving (saving.py)
     def save_weights(self, filepath: str, overwrite: bool = True) -> None:
@@ -412,11 +479,13 @@ class Model:
         """Set every state_dict entry from ``get_weights()``-shaped arrays; count and shapes checked."""
         saving.set_weights(self.module, weights)
 
-    def summary(self, input_shape: Any = None, line_length: int | None = None, print_fn: Any = None,
-                expand_nested: bool = False) -> None:
+    def summary(
+        self, input_shape: Any = None, line_length: int | None = None, print_fn: Any = None, expand_nested: bool = False
+    ) -> None:
         """Keras' table: submodules, output shapes (from the first batch, or ``input_shape``), parameters."""
-        summary_module.print_summary(self, input_shape=input_shape, line_length=line_length,
-                                     print_fn=print_fn, expand_nested=expand_nested)
+        summary_module.print_summary(
+            self, input_shape=input_shape, line_length=line_length, print_fn=print_fn, expand_nested=expand_nested
+        )
 
 
 class Sequential(Model):

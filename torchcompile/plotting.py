@@ -5,6 +5,7 @@ Owns: `plot_history` (what `History.plot` calls) and the lazy matplotlib import.
 numbers (callbacks/history.py records them). matplotlib is the optional `plot` extra, so the
 core package never imports it.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,7 @@ from typing import Any, Sequence
 __all__ = ["plot_history"]
 
 
-def plot_history(history: Any, path: str | os.PathLike | None = None,
-                 metrics: Sequence[str] | None = None) -> Any:
+def plot_history(history: Any, path: str | os.PathLike | None = None, metrics: Sequence[str] | None = None) -> Any:
     """Draw loss and metric curves, train and validation, and save them as a PNG.
 
     Args:
@@ -58,20 +58,26 @@ def _import_pyplot() -> Any:
         import matplotlib.pyplot as plt
         from matplotlib import ticker
     except ImportError as error:
-        raise ImportError("Plotting a History needs matplotlib, the optional `plot` extra. Install it with "
-                          '`pip install "torchcompile[plot]"` (or `pip install matplotlib`). '
-                          f"Received: ImportError({error})") from error
+        raise ImportError(
+            "Plotting a History needs matplotlib, the optional `plot` extra. Install it with "
+            '`pip install "torchcompile[plot]"` (or `pip install matplotlib`). '
+            f"Received: ImportError({error})"
+        ) from error
     return plt, ticker
 
 
 def _logs_of(history: Any) -> dict[str, list]:
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict):
-        raise TypeError("plot_history takes the History that fit() returns, or its `.history` dict. "
-                        f"Received: history of type {type(history).__name__}")
+        raise TypeError(
+            "plot_history takes the History that fit() returns, or its `.history` dict. "
+            f"Received: history of type {type(history).__name__}"
+        )
     if not any(len(v) for v in logs.values()):
-        raise ValueError("There is nothing to plot: the History has no recorded epochs. Call fit() first "
-                         f"and plot the History it returns. Received: history keys {list(logs)}")
+        raise ValueError(
+            "There is nothing to plot: the History has no recorded epochs. Call fit() first "
+            f"and plot the History it returns. Received: history keys {list(logs)}"
+        )
     return logs
 
 
@@ -83,6 +89,8 @@ def _names_to_plot(logs: dict[str, list], metrics: Sequence[str] | None) -> list
         metrics = [metrics]
     missing = [m for m in metrics if m not in logs and f"val_{m}" not in logs]
     if missing or not metrics:
-        raise ValueError(f"plot_history can draw only recorded metrics; {missing or 'none were asked for'} "
-                         f"not in the History. Pick from {list(logs)}. Received: metrics={list(metrics)}")
+        raise ValueError(
+            f"plot_history can draw only recorded metrics; {missing or 'none were asked for'} "
+            f"not in the History. Pick from {list(logs)}. Received: metrics={list(metrics)}"
+        )
     return list(metrics)

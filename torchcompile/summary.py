@@ -6,6 +6,7 @@ of ``input_shape``, or hooks left on the module that record the shapes of the fi
 it next sees and then remove themselves), parameter counting and the table's layout.
 Not: running batches (fit / evaluate / predict do that).
 """
+
 from __future__ import annotations
 
 import weakref
@@ -22,8 +23,13 @@ _WATCHED: weakref.WeakKeyDictionary[nn.Module, list] = weakref.WeakKeyDictionary
 _HEADER = ("Layer (type)", "Output Shape", "Param #")
 
 
-def print_summary(model: Any, input_shape: Any = None, line_length: int | None = None,
-                  print_fn: Callable[[str], Any] | None = None, expand_nested: bool = False) -> None:
+def print_summary(
+    model: Any,
+    input_shape: Any = None,
+    line_length: int | None = None,
+    print_fn: Callable[[str], Any] | None = None,
+    expand_nested: bool = False,
+) -> None:
     """Print the summary of ``model.module`` through ``print_fn`` (default ``print``).
 
     Args:
@@ -42,8 +48,14 @@ def print_summary(model: Any, input_shape: Any = None, line_length: int | None =
     else:
         record_shapes_once(module)
     shapes = _SHAPES.get(module, {})
-    rows = [(f"{'  ' * depth}{name.rsplit('.', 1)[-1]} ({type(child).__name__})", shapes.get(name, "?"),
-             f"{_own_and_nested(child):,}") for depth, name, child in _walk(module, expand_nested)]
+    rows = [
+        (
+            f"{'  ' * depth}{name.rsplit('.', 1)[-1]} ({type(child).__name__})",
+            shapes.get(name, "?"),
+            f"{_own_and_nested(child):,}",
+        )
+        for depth, name, child in _walk(module, expand_nested)
+    ]
     own = sum(p.numel() for p in module.parameters(recurse=False))
     if own:
         rows.append((f"(parameters of {type(module).__name__})", "", f"{own:,}"))
@@ -77,8 +89,11 @@ def count_parameters(module: nn.Module) -> dict[str, tuple[int, int]]:
         bucket = trainable if trains else frozen
         bucket[0] += tensor.numel()
         bucket[1] += tensor.numel() * tensor.element_size()
-    return {"total": (trainable[0] + frozen[0], trainable[1] + frozen[1]),
-            "trainable": tuple(trainable), "non_trainable": tuple(frozen)}
+    return {
+        "total": (trainable[0] + frozen[0], trainable[1] + frozen[1]),
+        "trainable": tuple(trainable),
+        "non_trainable": tuple(frozen),
+    }
 
 
 def readable_size(nbytes: float) -> str:
@@ -92,11 +107,17 @@ def readable_size(nbytes: float) -> str:
 
 def _totals(module: nn.Module, optimizer: torch.optim.Optimizer | None) -> list[str]:
     counts = count_parameters(module)
-    lines = [f" Total params: {counts['total'][0]:,} ({readable_size(counts['total'][1])})",
-             f" Trainable params: {counts['trainable'][0]:,} ({readable_size(counts['trainable'][1])})",
-             f" Non-trainable params: {counts['non_trainable'][0]:,} ({readable_size(counts['non_trainable'][1])})"]
-    state = [t for s in (optimizer.state.values() if optimizer is not None else ()) for t in s.values()
-             if isinstance(t, torch.Tensor) and t.dim() > 0]
+    lines = [
+        f" Total params: {counts['total'][0]:,} ({readable_size(counts['total'][1])})",
+        f" Trainable params: {counts['trainable'][0]:,} ({readable_size(counts['trainable'][1])})",
+        f" Non-trainable params: {counts['non_trainable'][0]:,} ({readable_size(counts['non_trainable'][1])})",
+    ]
+    state = [
+        t
+        for s in (optimizer.state.values() if optimizer is not None else ())
+        for t in s.values()
+        if isinstance(t, torch.Tensor) and t.dim() > 0
+    ]
     if state:
         count, nbytes = sum(t.numel() for t in state), sum(t.numel() * t.element_size() for t in state)
         lines.append(f" Optimizer params: {count:,} ({readable_size(nbytes)})")
@@ -104,22 +125,26 @@ def _totals(module: nn.Module, optimizer: torch.optim.Optimizer | None) -> list[
 
 
 def _table(rows: list[tuple[str, str, str]], line_length: int | None) -> list[str]:
-    widths = [max(len(_HEADER[i]), *(len(r[i]) for r in rows)) + 2 if rows else len(_HEADER[i]) + 2
-              for i in range(3)]
+    widths = [max(len(_HEADER[i]), *(len(r[i]) for r in rows)) + 2 if rows else len(_HEADER[i]) + 2 for i in range(3)]
     widths = [max(widths[0], 31), max(widths[1], 24), max(widths[2], 15)]
     if line_length is not None:
         widths[0] = max(len(_HEADER[0]) + 2, line_length - widths[1] - widths[2] - 4)
 
     def line(cells: tuple[str, str, str], edge: str = "│", sep: str = "│") -> str:
         left, shape, count = (f" {c} " for c in cells)
-        return (f"{edge}{left:<{widths[0]}}{sep}{shape:<{widths[1]}}{sep}{count:>{widths[2]}}{edge}")
+        return f"{edge}{left:<{widths[0]}}{sep}{shape:<{widths[1]}}{sep}{count:>{widths[2]}}{edge}"
 
     def rule(left: str, mid: str, right: str, fill: str) -> str:
         return left + mid.join(fill * w for w in widths) + right
 
     body = [line(r) for r in rows]
-    return [rule("┏", "┳", "┓", "━"), line(_HEADER, "┃", "┃"), rule("┡", "╇", "┩", "━"), *body,
-            rule("└", "┴", "┘", "─")]
+    return [
+        rule("┏", "┳", "┓", "━"),
+        line(_HEADER, "┃", "┃"),
+        rule("┡", "╇", "┩", "━"),
+        *body,
+        rule("└", "┴", "┘", "─"),
+    ]
 
 
 # ---------------------------------------------------------------- output shapes
@@ -139,7 +164,9 @@ def _hooks(module: nn.Module, shapes: dict[str, str]) -> list:
     def record(name: str):
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
             shapes.setdefault(name, _describe(output))
+
         return hook
+
     return [sub.register_forward_hook(record(name)) for name, sub in module.named_modules()]
 
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Tiny models and data for callback tests (fits of a few batches)."""
+
 import types
 
 import numpy as np

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Our callbacks and Keras' fed the same hook calls with the same logs, side by side."""
+
 import types
 
 import numpy as np
@@ -13,6 +14,7 @@ pytestmark = pytest.mark.keras
 
 def keras():
     from tests import keras_oracle
+
     return keras_oracle.keras
 
 
@@ -22,9 +24,17 @@ def sequence(seed, n=12):
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("kwargs", [dict(patience=2), dict(patience=0), dict(patience=3, min_delta=0.05),
-                                    dict(patience=2, mode="max"), dict(patience=2, baseline=0.9),
-                                    dict(patience=1, start_from_epoch=3)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(patience=2),
+        dict(patience=0),
+        dict(patience=3, min_delta=0.05),
+        dict(patience=2, mode="max"),
+        dict(patience=2, baseline=0.9),
+        dict(patience=1, start_from_epoch=3),
+    ],
+)
 def test_early_stopping_matches_keras(seed, kwargs):
     results = []
     for module in (tc.callbacks, keras().callbacks):
@@ -43,8 +53,15 @@ def test_early_stopping_matches_keras(seed, kwargs):
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("kwargs", [dict(patience=1), dict(patience=2, cooldown=1), dict(patience=1, min_lr=0.02),
-                                    dict(patience=1, factor=0.5, min_delta=0.1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(patience=1),
+        dict(patience=2, cooldown=1),
+        dict(patience=1, min_lr=0.02),
+        dict(patience=1, factor=0.5, min_delta=0.1),
+    ],
+)
 def test_reduce_lr_on_plateau_matches_keras(seed, kwargs):
     ours = tc.callbacks.ReduceLROnPlateau(monitor="val_loss", **kwargs)
     theirs = keras().callbacks.ReduceLROnPlateau(monitor="val_loss", **kwargs)

@@ -31,8 +31,9 @@ def run(backup_dir, save_freq="epoch", at=None, epochs=3, extra=(), model=None, 
     y = (x @ rng.normal(size=(4, 1))).astype("float32")
     if model is None:
         torch.manual_seed(0)
-        module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Dropout(0.3),
-                                     torch.nn.Linear(8, 1))
+        module = torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1)
+        )
         model = tc.Model(module, device="cpu")
         model.compile(optimizer=tc.optimizers.Adam(learning_rate=0.05), loss="mse", metrics=["mae"])
     torch.manual_seed(1)  # the shuffling and dropout stream
@@ -69,7 +70,7 @@ def test_backup_and_restore_resumed_run_ends_with_the_uninterrupted_weights(tmp_
         run(tmp_path / "b", save_freq=save_freq, at=at)
     resumed, history = run(tmp_path / "b", save_freq=save_freq, model=fresh(seed=5))
     assert_same_weights(reference, resumed)
-    assert history.history["loss"] == ref_history.history["loss"][-len(history.epoch):]
+    assert history.history["loss"] == ref_history.history["loss"][-len(history.epoch) :]
 
 
 def test_backup_and_restore_restores_callback_state(tmp_path):
@@ -137,9 +138,14 @@ def test_backup_and_restore_corrupt_backup_without_a_previous_one_is_a_clear_err
         backup.on_train_begin()
 
 
-@pytest.mark.parametrize("kwargs, match", [({"backup_dir": ""}, "Empty"),
-                                           ({"backup_dir": "d", "save_freq": "often"}, "save_freq"),
-                                           ({"backup_dir": "d", "save_freq": 0}, "save_freq")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"backup_dir": ""}, "Empty"),
+        ({"backup_dir": "d", "save_freq": "often"}, "save_freq"),
+        ({"backup_dir": "d", "save_freq": 0}, "save_freq"),
+    ],
+)
 def test_backup_and_restore_refuses_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tc.callbacks.BackupAndRestore(**kwargs)
@@ -147,6 +153,7 @@ def test_backup_and_restore_refuses_bad_arguments(kwargs, match):
 
 def test_rng_state_round_trips_every_generator():
     import random
+
     state = rng_state()
     first = (torch.rand(3), np.random.rand(3), random.random())
     set_rng_state(state)

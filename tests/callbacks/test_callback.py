@@ -1,4 +1,5 @@
 """Callback base and CallbackList: hook dispatch, History/progress bar added, batch-hook skipping."""
+
 import types
 
 import pytest
@@ -69,9 +70,15 @@ def test_history_appends_epoch_logs_and_sets_model_history():
 
 def test_fit_accepts_a_single_callback(rng):
     import torch
+
     model = tc.Model(torch.nn.Linear(2, 1), device="cpu")
     model.compile("sgd", "mse")
     recorder = Recorder()
-    model.fit(rng.normal(size=(4, 2)).astype("float32"), rng.normal(size=(4, 1)).astype("float32"),
-              epochs=2, callbacks=recorder, verbose=0)
+    model.fit(
+        rng.normal(size=(4, 2)).astype("float32"),
+        rng.normal(size=(4, 1)).astype("float32"),
+        epochs=2,
+        callbacks=recorder,
+        verbose=0,
+    )
     assert [e[1] for e in recorder.events] == [0, 1]

@@ -12,8 +12,16 @@ from tests.callbacks.conftest import make_model
 
 
 def fit(data, callback, epochs=1, **kwargs):
-    return make_model(metrics=["mse"]).fit(data[0], data[1], batch_size=4, validation_data=(data[2], data[3]),
-                                           callbacks=[callback], epochs=epochs, verbose=0, **kwargs)
+    return make_model(metrics=["mse"]).fit(
+        data[0],
+        data[1],
+        batch_size=4,
+        validation_data=(data[2], data[3]),
+        callbacks=[callback],
+        epochs=epochs,
+        verbose=0,
+        **kwargs,
+    )
 
 
 def test_csv_logger_uses_the_separator(tmp_path, data):
@@ -70,8 +78,9 @@ def test_csv_logger_writes_vectors_and_tensors(tmp_path, fake_model):
 def test_csv_logger_logs_nan_with_terminate_on_nan(tmp_path):
     path = tmp_path / "log.csv"
     x, y = np.ones((4, 3), np.float32), np.full((4, 1), np.inf, np.float32)
-    history = make_model().fit(x, y, batch_size=2, epochs=5, verbose=0,
-                               callbacks=[tc.callbacks.TerminateOnNaN(), tc.callbacks.CSVLogger(path)])
+    history = make_model().fit(
+        x, y, batch_size=2, epochs=5, verbose=0, callbacks=[tc.callbacks.TerminateOnNaN(), tc.callbacks.CSVLogger(path)]
+    )
     rows = [r for r in csv.reader(io.StringIO(path.read_text())) if r]
     assert len(history.epoch) == 1 and rows[-1][1] in ("nan", "inf")
 

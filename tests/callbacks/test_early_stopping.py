@@ -108,8 +108,9 @@ def test_early_stopping_restore_best_weights_in_fit_puts_back_the_best_epoch(dat
     seen = {}
     record = tc.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.update({e: model.get_weights()}))
     stopper = tc.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
-    history = model.fit(data[0], data[1], validation_data=(data[2], data[3]), epochs=6, verbose=0,
-                        callbacks=[record, stopper])
+    history = model.fit(
+        data[0], data[1], validation_data=(data[2], data[3]), epochs=6, verbose=0, callbacks=[record, stopper]
+    )
     best = int(np.argmin(history.history["val_loss"]))
     assert stopper.best_epoch == best
     for ours, expected in zip(model.get_weights(), seen[best]):

@@ -7,12 +7,24 @@ from tests.callbacks.conftest import make_model
 
 def test_lambda_callback_calls_each_given_function(data):
     calls = collections.Counter()
-    hooks = ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
-             "on_train_batch_end"]
+    hooks = [
+        "on_train_begin",
+        "on_train_end",
+        "on_epoch_begin",
+        "on_epoch_end",
+        "on_train_batch_begin",
+        "on_train_batch_end",
+    ]
     callback = tc.callbacks.LambdaCallback(**{h: (lambda *a, h=h: calls.update([h])) for h in hooks})
     make_model().fit(data[0], data[1], batch_size=4, epochs=2, verbose=0, callbacks=[callback])
-    assert calls == {"on_train_begin": 1, "on_train_end": 1, "on_epoch_begin": 2, "on_epoch_end": 2,
-                     "on_train_batch_begin": 6, "on_train_batch_end": 6}
+    assert calls == {
+        "on_train_begin": 1,
+        "on_train_end": 1,
+        "on_epoch_begin": 2,
+        "on_epoch_end": 2,
+        "on_train_batch_begin": 6,
+        "on_train_batch_end": 6,
+    }
 
 
 def test_lambda_callback_batch_hook_alone_is_called_by_fit(data):

@@ -23,28 +23,35 @@ def test_model_checkpoint_formats_epoch_and_logs_into_the_filename(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["01-0.50.pt", "02-0.25.pt"]
 
 
-@pytest.mark.parametrize("mode, monitor, values, saved", [
-    ("min", "val_loss", [0.5, 0.6, 0.4, 0.45], ["01", "03"]),
-    ("auto", "val_loss", [0.5, 0.6, 0.4, 0.45], ["01", "03"]),
-    ("max", "val_loss", [0.5, 0.6, 0.4, 0.7], ["01", "02", "04"]),
-    ("auto", "val_acc", [0.5, 0.6, 0.4, 0.45], ["01", "03"])])  # val_acc = 1 - value
+@pytest.mark.parametrize(
+    "mode, monitor, values, saved",
+    [
+        ("min", "val_loss", [0.5, 0.6, 0.4, 0.45], ["01", "03"]),
+        ("auto", "val_loss", [0.5, 0.6, 0.4, 0.45], ["01", "03"]),
+        ("max", "val_loss", [0.5, 0.6, 0.4, 0.7], ["01", "02", "04"]),
+        ("auto", "val_acc", [0.5, 0.6, 0.4, 0.45], ["01", "03"]),
+    ],
+)  # val_acc = 1 - value
 def test_model_checkpoint_save_best_only_follows_the_mode(tmp_path, mode, monitor, values, saved):
-    callback = tc.callbacks.ModelCheckpoint(str(tmp_path / "{epoch:02d}.pt"), monitor=monitor, mode=mode,
-                                            save_best_only=True)
+    callback = tc.callbacks.ModelCheckpoint(
+        str(tmp_path / "{epoch:02d}.pt"), monitor=monitor, mode=mode, save_best_only=True
+    )
     drive(callback, make_model(), values)
     assert sorted(name[:2] for name in os.listdir(tmp_path)) == saved
 
 
 def test_model_checkpoint_initial_value_threshold_must_be_beaten(tmp_path):
-    callback = tc.callbacks.ModelCheckpoint(str(tmp_path / "{epoch}.pt"), save_best_only=True,
-                                            initial_value_threshold=0.3)
+    callback = tc.callbacks.ModelCheckpoint(
+        str(tmp_path / "{epoch}.pt"), save_best_only=True, initial_value_threshold=0.3
+    )
     drive(callback, make_model(), [0.5, 0.2])
     assert os.listdir(tmp_path) == ["2.pt"]
 
 
 def test_model_checkpoint_save_freq_in_batches_names_the_batch(tmp_path, data):
-    callback = tc.callbacks.ModelCheckpoint(str(tmp_path / "e{epoch}-b{batch}-{loss:.3f}.pt"), save_freq=2,
-                                            save_weights_only=True)
+    callback = tc.callbacks.ModelCheckpoint(
+        str(tmp_path / "e{epoch}-b{batch}-{loss:.3f}.pt"), save_freq=2, save_weights_only=True
+    )
     make_model().fit(data[0], data[1], batch_size=2, epochs=2, verbose=0, callbacks=[callback])
     names = sorted(os.listdir(tmp_path))
     assert [n.split("-")[0] + "-" + n.split("-")[1] for n in names] == ["e1-b2", "e1-b4", "e2-b1", "e2-b3", "e2-b5"]
@@ -52,8 +59,13 @@ def test_model_checkpoint_save_freq_in_batches_names_the_batch(tmp_path, data):
 
 def test_model_checkpoint_weights_only_writes_a_plain_state_dict(tmp_path, data):
     model = make_model()
-    model.fit(data[0], data[1], epochs=1, verbose=0,
-              callbacks=[tc.callbacks.ModelCheckpoint(str(tmp_path / "w.pt"), save_weights_only=True)])
+    model.fit(
+        data[0],
+        data[1],
+        epochs=1,
+        verbose=0,
+        callbacks=[tc.callbacks.ModelCheckpoint(str(tmp_path / "w.pt"), save_weights_only=True)],
+    )
     state = torch.load(tmp_path / "w.pt", weights_only=True)
     assert list(state) == list(model.module.state_dict())
     assert all(torch.equal(state[k], v) for k, v in model.module.state_dict().items())
@@ -120,11 +132,14 @@ class CountingLogs(dict):
 @pytest.mark.parametrize("callback", ["checkpoint_per_epoch", "checkpoint_every_3", "csv", "backup"])
 def test_batch_logs_are_read_only_on_save_steps(tmp_path, callback):
     model = make_model()
-    callback = {"checkpoint_per_epoch": lambda: tc.callbacks.ModelCheckpoint(str(tmp_path / "m.pt")),
-                "checkpoint_every_3": lambda: tc.callbacks.ModelCheckpoint(str(tmp_path / "m{batch}.pt"),
-                                                                           save_freq=3, save_weights_only=True),
-                "csv": lambda: tc.callbacks.CSVLogger(tmp_path / "log.csv"),
-                "backup": lambda: tc.callbacks.BackupAndRestore(tmp_path / "b", save_freq=3)}[callback]()
+    callback = {
+        "checkpoint_per_epoch": lambda: tc.callbacks.ModelCheckpoint(str(tmp_path / "m.pt")),
+        "checkpoint_every_3": lambda: tc.callbacks.ModelCheckpoint(
+            str(tmp_path / "m{batch}.pt"), save_freq=3, save_weights_only=True
+        ),
+        "csv": lambda: tc.callbacks.CSVLogger(tmp_path / "log.csv"),
+        "backup": lambda: tc.callbacks.BackupAndRestore(tmp_path / "b", save_freq=3),
+    }[callback]()
     callback.set_model(model)
     callback.on_train_begin()
     callback.on_epoch_begin(0)

@@ -8,11 +8,22 @@ import torchcompile as tc
 from torchcompile.callbacks import MonitorCallback
 
 
-@pytest.mark.parametrize("mode, monitor, expected", [
-    ("max", "val_mse", operator.gt), ("min", "val_loss", operator.lt), ("auto", "val_mse", operator.lt),
-    ("auto", "loss", operator.lt), ("auto", "acc", operator.gt), ("auto", "val_accuracy", operator.gt),
-    ("auto", "hinge", operator.lt), ("auto", "f1_score", operator.gt), ("auto", "val_auc", operator.gt),
-    ("auto", "out_1_loss", operator.lt), ("auto", "mean_absolute_error", operator.lt)])
+@pytest.mark.parametrize(
+    "mode, monitor, expected",
+    [
+        ("max", "val_mse", operator.gt),
+        ("min", "val_loss", operator.lt),
+        ("auto", "val_mse", operator.lt),
+        ("auto", "loss", operator.lt),
+        ("auto", "acc", operator.gt),
+        ("auto", "val_accuracy", operator.gt),
+        ("auto", "hinge", operator.lt),
+        ("auto", "f1_score", operator.gt),
+        ("auto", "val_auc", operator.gt),
+        ("auto", "out_1_loss", operator.lt),
+        ("auto", "mean_absolute_error", operator.lt),
+    ],
+)
 def test_monitor_callback_picks_direction_as_keras(mode, monitor, expected, fake_model):
     callback = MonitorCallback(monitor, mode)
     callback.set_model(fake_model)
@@ -21,8 +32,10 @@ def test_monitor_callback_picks_direction_as_keras(mode, monitor, expected, fake
 
 
 def test_monitor_callback_reads_higher_is_better_from_the_metric(fake_model):
-    fake_model.metrics = [types.SimpleNamespace(name="score", higher_is_better=True),
-                          types.SimpleNamespace(name="accuracy_gap", higher_is_better=False)]
+    fake_model.metrics = [
+        types.SimpleNamespace(name="score", higher_is_better=True),
+        types.SimpleNamespace(name="accuracy_gap", higher_is_better=False),
+    ]
     for monitor, expected in (("val_score", operator.gt), ("accuracy_gap", operator.lt)):
         callback = MonitorCallback(monitor)
         callback.set_model(fake_model)
@@ -32,6 +45,7 @@ def test_monitor_callback_reads_higher_is_better_from_the_metric(fake_model):
 
 def test_monitor_callback_reads_direction_of_real_compiled_metrics(data):
     from tests.callbacks.conftest import make_model
+
     model = make_model(metrics=[tc.metrics.MeanSquaredError(name="custom_name")])
     model.fit(data[0], data[1], epochs=1, verbose=0)
     callback = MonitorCallback("custom_name")

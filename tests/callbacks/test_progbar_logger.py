@@ -1,4 +1,5 @@
 """ProgbarLogger: Keras' header and line formats, and logs read on a timer, not every step."""
+
 import numpy as np
 import torch
 
@@ -11,8 +12,14 @@ def _fit(capsys, verbose, epochs=2):
     rng = np.random.default_rng(0)
     model = tc.Model(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softmax(-1)), device="cpu")
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(rng.normal(size=(20, 3)).astype("float32"), rng.integers(0, 2, 20), batch_size=8,
-              epochs=epochs, validation_split=0.2, verbose=verbose)
+    model.fit(
+        rng.normal(size=(20, 3)).astype("float32"),
+        rng.integers(0, 2, 20),
+        batch_size=8,
+        epochs=epochs,
+        validation_split=0.2,
+        verbose=verbose,
+    )
     return capsys.readouterr().out
 
 

@@ -6,8 +6,9 @@ from tests.callbacks.conftest import make_model
 
 
 def fit(model, data, callback, epochs):
-    return model.fit(data[0], data[1], validation_data=(data[2], data[3]), callbacks=[callback], epochs=epochs,
-                     verbose=0)
+    return model.fit(
+        data[0], data[1], validation_data=(data[2], data[3]), callbacks=[callback], epochs=epochs, verbose=0
+    )
 
 
 def test_reduce_lr_on_plateau_reduces_lr_in_fit(data):

@@ -80,14 +80,24 @@ def test_terminate_on_nan_raise_error_skips_on_train_end():
     model = make_model()
     x, y = np.ones((2, 3), np.float32), np.array([[1.0], [np.inf]], np.float32)
     with pytest.raises(RuntimeError, match="batch 1"):
-        model.fit(x, y, epochs=1, batch_size=1, verbose=0, shuffle=False,
-                  callbacks=[tc.callbacks.LambdaCallback(on_train_end=lambda logs: ended.append(1)),
-                             tc.callbacks.TerminateOnNaN(raise_error=True)])
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            batch_size=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[
+                tc.callbacks.LambdaCallback(on_train_end=lambda logs: ended.append(1)),
+                tc.callbacks.TerminateOnNaN(raise_error=True),
+            ],
+        )
     assert not ended
 
 
 @pytest.mark.parametrize("raise_error", [False, True])
 def test_terminate_on_nan_leaves_normal_training_alone(raise_error, data):
-    history = make_model().fit(data[0], data[1], epochs=2, verbose=0,
-                               callbacks=[tc.callbacks.TerminateOnNaN(raise_error=raise_error)])
+    history = make_model().fit(
+        data[0], data[1], epochs=2, verbose=0, callbacks=[tc.callbacks.TerminateOnNaN(raise_error=raise_error)]
+    )
     assert len(history.history["loss"]) == 2

@@ -89,20 +89,37 @@ def test_class_weight_refuses_unknown_classes():
         da.class_weight_to_sample_weight(torch.tensor([0, 1]), {0: 1.0, 7: 2.0})
 
 
-@pytest.mark.parametrize("batch, expected", [
-    ("x", ("x", None, None)), (("x",), ("x", None, None)), (["x", "y"], ("x", "y", None)),
-    (("x", "y", "w"), ("x", "y", "w")),
-])
+@pytest.mark.parametrize(
+    "batch, expected",
+    [
+        ("x", ("x", None, None)),
+        (("x",), ("x", None, None)),
+        (["x", "y"], ("x", "y", None)),
+        (("x", "y", "w"), ("x", "y", "w")),
+    ],
+)
 def test_unpack_x_y_sample_weight_follows_keras(batch, expected):
     assert da.unpack_x_y_sample_weight(batch) == expected
 
 
 # ------------------------------------------------------------------ conversion
-@pytest.mark.parametrize("x, expected", [
-    (np.zeros((2, 3)), True), (torch.zeros(2), True), ([1.0, 2.0], True), ([[1, 2], [3, 4]], True),
-    ((np.zeros(2), [1.0, 2.0]), True), ({"a": np.zeros(2)}, True), ([np.zeros(2), torch.zeros(2)], True),
-    ([], False), ({}, False), ("abc", False), (iter([]), False), ((1.0, 2.0), False),
-])
+@pytest.mark.parametrize(
+    "x, expected",
+    [
+        (np.zeros((2, 3)), True),
+        (torch.zeros(2), True),
+        ([1.0, 2.0], True),
+        ([[1, 2], [3, 4]], True),
+        ((np.zeros(2), [1.0, 2.0]), True),
+        ({"a": np.zeros(2)}, True),
+        ([np.zeros(2), torch.zeros(2)], True),
+        ([], False),
+        ({}, False),
+        ("abc", False),
+        (iter([]), False),
+        ((1.0, 2.0), False),
+    ],
+)
 def test_is_array_like_follows_the_documented_rule(x, expected):
     assert da.is_array_like(x) is expected
 
@@ -122,10 +139,15 @@ def test_to_tensors_converts_dict_values_and_keeps_keys():
     assert list(converted) == ["b", "a"] and converted["b"].dtype == torch.float32
 
 
-@pytest.mark.parametrize("array, dtype", [
-    (np.zeros(3, dtype=np.int64), torch.int64), (torch.zeros(3, dtype=torch.float64), torch.float32),
-    (np.zeros(3, dtype=np.float16), torch.float16), (np.zeros(3, dtype=bool), torch.bool),
-])
+@pytest.mark.parametrize(
+    "array, dtype",
+    [
+        (np.zeros(3, dtype=np.int64), torch.int64),
+        (torch.zeros(3, dtype=torch.float64), torch.float32),
+        (np.zeros(3, dtype=np.float16), torch.float16),
+        (np.zeros(3, dtype=bool), torch.bool),
+    ],
+)
 def test_to_tensors_keeps_dtypes_except_float64(array, dtype):
     assert da.to_tensors(array).dtype == dtype
 
@@ -205,8 +227,10 @@ def test_class_weight_accepts_the_other_binary_class_when_absent():
     assert da.class_weight_to_sample_weight(torch.zeros(3), {1: 2.0}).tolist() == [1.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("class_weight, error", [([1.0, 2.0], TypeError), ({-1: 1.0}, ValueError),
-                                                 ({"cat": 1.0}, ValueError), ({True: 1.0}, ValueError)])
+@pytest.mark.parametrize(
+    "class_weight, error",
+    [([1.0, 2.0], TypeError), ({-1: 1.0}, ValueError), ({"cat": 1.0}, ValueError), ({True: 1.0}, ValueError)],
+)
 def test_check_class_weight_refuses_non_index_keys(class_weight, error):
     with pytest.raises(error, match="class_weight"):
         da.check_class_weight(class_weight)
@@ -269,8 +293,9 @@ def test_array_adapter_moves_arrays_to_cuda_once_and_shuffles_there():
 @pytest.mark.gpu
 def test_array_adapter_host_fallback_yields_pinned_batches(monkeypatch):
     monkeypatch.setattr(da, "DEVICE_MEMORY_SHARE", 0.0)
-    adapter = da.get_data_adapter(np.arange(100.0), np.arange(100), batch_size=10, shuffle=True,
-                                  device=torch.device("cuda"))
+    adapter = da.get_data_adapter(
+        np.arange(100.0), np.arange(100), batch_size=10, shuffle=True, device=torch.device("cuda")
+    )
     x, y, _ = next(iter(adapter))
     assert not adapter.on_device and x.is_pinned() and y.is_pinned() and torch.equal(x.long(), y)
 
@@ -319,8 +344,9 @@ def test_iterable_adapter_applies_class_weight_per_batch():
 
 
 def test_iterable_adapter_refuses_class_weight_with_yielded_sample_weights():
-    adapter = da.get_data_adapter(_Batches((torch.zeros(2, 1), torch.zeros(2), torch.ones(2))),
-                                  class_weight={0: 2.0}, device=CPU)
+    adapter = da.get_data_adapter(
+        _Batches((torch.zeros(2, 1), torch.zeros(2), torch.ones(2))), class_weight={0: 2.0}, device=CPU
+    )
     with pytest.raises(ValueError, match="yields sample weights and `class_weight`"):
         next(iter(adapter))
 
@@ -348,10 +374,15 @@ def test_adapter_refuses_unrecognised_input():
         da.get_data_adapter(object(), device=CPU)
 
 
-@pytest.mark.parametrize("x, expected", [
-    (np.zeros(2), True), (TensorDataset(torch.zeros(2)), True),
-    (DataLoader(TensorDataset(torch.zeros(2))), False), (iter([]), False),
-])
+@pytest.mark.parametrize(
+    "x, expected",
+    [
+        (np.zeros(2), True),
+        (TensorDataset(torch.zeros(2)), True),
+        (DataLoader(TensorDataset(torch.zeros(2))), False),
+        (iter([]), False),
+    ],
+)
 def test_accepts_batch_size_only_for_data_batched_here(x, expected):
     assert da.accepts_batch_size(x) is expected
 

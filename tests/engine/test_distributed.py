@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """engine/distributed.py without a process group: sharding, padding, batch-size split, errors,
 assembling gathered predictions. The processes themselves: tests/integration/test_distributed.py."""
+
 import numpy as np
 import pytest
 import torch
@@ -35,8 +36,9 @@ def test_sharding_training_batches_together_are_the_global_batches(n, world_size
 
 @pytest.mark.parametrize("n, world_size, batch_size", [(13, 2, 4), (10, 4, 8), (5, 4, 4), (9, 3, 3)])
 def test_sharding_evaluation_counts_every_sample_once(n, world_size, batch_size):
-    taken = [i for r in range(world_size) for batch in local_batches(n, batch_size, r, world_size, False)
-             for i in batch]
+    taken = [
+        i for r in range(world_size) for batch in local_batches(n, batch_size, r, world_size, False) for i in batch
+    ]
     assert sorted(taken) == list(range(n))
 
 
@@ -79,8 +81,11 @@ def test_check_batch_size_accepts_a_multiple_of_the_world_size(batch_size, world
 
 
 def test_check_batch_size_refuses_an_uneven_split_naming_the_fix():
-    with pytest.raises(ValueError, match=r"global batch.*multiple of 3; pass batch_size=30 or 33\. "
-                                         r"Received: batch_size=32, world_size=3"):
+    with pytest.raises(
+        ValueError,
+        match=r"global batch.*multiple of 3; pass batch_size=30 or 33\. "
+        r"Received: batch_size=32, world_size=3",
+    ):
         distributed.check_batch_size(32, 3)
 
 
@@ -106,33 +111,28 @@ def test_array_adapter_yields_this_process_share():
 
 def test_dataset_adapter_yields_this_process_share():
     x = torch.arange(10.0).reshape(10, 1)
-    adapter = data_adapters.get_data_adapter(TensorDataset(x, x), batch_size=4,
-                                             sharding=Sharding(0, 2, training=False))
+    adapter = data_adapters.get_data_adapter(TensorDataset(x, x), batch_size=4, sharding=Sharding(0, 2, training=False))
     assert [batch[0].flatten().tolist() for batch in adapter] == [[0.0, 2.0], [4.0, 6.0], [8.0]]
     assert adapter.num_batches == 3
 
 
 def test_dataloader_adapter_is_not_resharded():
     x = torch.arange(6.0).reshape(6, 1)
-    adapter = data_adapters.get_data_adapter(DataLoader(TensorDataset(x, x), batch_size=3),
-                                             sharding=Sharding(1, 2, training=True))
+    adapter = data_adapters.get_data_adapter(
+        DataLoader(TensorDataset(x, x), batch_size=3), sharding=Sharding(1, 2, training=True)
+    )
     assert adapter.sharding is None
     assert [batch[0].flatten().tolist() for batch in adapter] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
 
 
 def test_assemble_puts_gathered_predictions_in_sample_order():
-    parts = [(np.array([0, 2, 4]), {"a": np.array([[0.0], [2.0], [4.0]]), "b": (np.array([0, 20, 40]),)}),
-             (np.array([1, 3]), {"a": np.array([[1.0], [3.0]]), "b": (np.array([10, 30]),)})]
+    parts = [
+        (np.array([0, 2, 4]), {"a": np.array([[0.0], [2.0], [4.0]]), "b": (np.array([0, 20, 40]),)}),
+        (np.array([1, 3]), {"a": np.array([[1.0], [3.0]]), "b": (np.array([10, 30]),)}),
+    ]
     merged = distributed.assemble(parts)
     np.testing.assert_array_equal(merged["a"][:, 0], [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(merged["b"][0], [0, 10, 20, 30, 40])
-
-
-def test_is_rank_zero_reads_torchrun_rank_before_the_group_exists(monkeypatch):
-    monkeypatch.setenv("RANK", "1")
-    assert not distributed.is_rank_zero()
-    monkeypatch.setenv("RANK", "0")
-    assert distributed.is_rank_zero()
 
 
 def test_setup_leaves_one_process_alone(monkeypatch):
@@ -144,8 +144,11 @@ def test_setup_without_torchrun_variables_names_the_launcher(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(RuntimeError, match=r"RANK, MASTER_ADDR, MASTER_PORT are not set.*torchrun "
-                                           r"--nproc_per_node=N.*Received: WORLD_SIZE=2"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"RANK, MASTER_ADDR, MASTER_PORT are not set.*torchrun "
+        r"--nproc_per_node=N.*Received: WORLD_SIZE=2",
+    ):
         distributed.setup(torch.device("cpu"))
 
 

@@ -89,8 +89,7 @@ def test_epoch_iterator_refuses_a_generator_read_twice_without_steps():
         iterator.check_passes(2, "steps_per_epoch")
 
 
-@pytest.mark.parametrize("steps, passes, source", [(None, 1, "generator"), (2, 5, "generator"),
-                                                    (None, 5, "arrays")])
+@pytest.mark.parametrize("steps, passes, source", [(None, 1, "generator"), (2, 5, "generator"), (None, 5, "arrays")])
 def test_epoch_iterator_accepts_passes_it_can_serve(steps, passes, source):
     adapter = da.get_data_adapter(_generator(3), device=CPU) if source == "generator" else _arrays()
     EpochIterator(adapter, steps).check_passes(passes, "steps_per_epoch")

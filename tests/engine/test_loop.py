@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """engine/loop.py: lazy batch logs, modes, and steps grouped by steps_per_execution."""
+
 import numpy as np
 import pytest
 import torch
@@ -117,6 +118,7 @@ def test_run_epoch_hands_whole_groups_to_a_group_runner():
 
     def step(batch):
         raise AssertionError("the group runner runs the steps")
+
     step.run_group = lambda batches: groups.append(len(batches)) or [None] * len(batches)
     _run(model, 10, step_fn=step)
     assert groups == [4, 4, 2]
@@ -134,8 +136,9 @@ def _fit(rng, **compile_args):
     y = (x[:, 0] > 0).astype("int64")
     torch.manual_seed(0)
     model = tc.Model(torch.nn.Linear(4, 2), device="cpu")
-    model.compile("sgd", tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                  **compile_args)
+    model.compile(
+        "sgd", tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"], **compile_args
+    )
     return model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history
 
 
@@ -156,13 +159,17 @@ def test_cuda_graph_groups_train_like_eager_steps_on_cuda():
         torch.manual_seed(0)
         x = torch.randn(256, 4)
         y = (x[:, 0] > 0).long()
-        model = tc.Model(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)),
-                         device="cuda")
-        model.compile("adam", tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                      **compile_args)
+        model = tc.Model(
+            torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)), device="cuda"
+        )
+        model.compile(
+            "adam", tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"], **compile_args
+        )
         history = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0).history
         return model, history
+
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # capture must not fall back here
         graphed, graphed_history = fit(steps_per_execution=4, cuda_graph=True)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """examples/mnist_convnet.py in reduced mode: it runs end to end and learns the stand-in digits."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +16,5 @@ def test_mnist_convnet_load_data_has_mnist_shapes(load_example):
 
 
 def test_mnist_convnet_reduced_mode_learns(load_example):
-    accuracy = load_example("mnist_convnet").main(num_train=600, num_test=300, epochs=3, batch_size=32,
-                                                  verbose=0)
+    accuracy = load_example("mnist_convnet").main(num_train=600, num_test=300, epochs=3, batch_size=32, verbose=0)
     assert accuracy > REDUCED_TEST_ACCURACY_BAR

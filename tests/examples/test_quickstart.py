@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """examples/quickstart.py: it learns, and saves its learning curves as a PNG when asked."""
+
 from __future__ import annotations
 
 import pytest

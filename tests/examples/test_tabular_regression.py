@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """examples/tabular_regression.py: EarlyStopping ends training early and the MLP beats the mean."""
+
 from __future__ import annotations
 
 import re

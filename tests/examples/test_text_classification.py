@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """examples/text_classification.py in reduced mode: it trains from DataLoaders and learns sentiment."""
+
 from __future__ import annotations
 
 import torch

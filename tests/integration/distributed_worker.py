@@ -9,6 +9,7 @@ predict results, the files it wrote (every atomic write ends in ``os.replace``) 
 printed. It also trains from a Dataset, and checks BackupAndRestore by interrupting a run and
 resuming it in a fresh model, next to an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,8 +51,11 @@ def build_model(metrics: list | None = None) -> tc.Model:
     torch.manual_seed(0)
     module = Counted(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     model = tc.Model(module, device="cpu")
-    model.compile(optimizer="adam", loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=metrics or ["accuracy"])
+    model.compile(
+        optimizer="adam",
+        loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=metrics or ["accuracy"],
+    )
     return model
 
 
@@ -78,22 +82,37 @@ def recording_writes(written: list):
 def fit_arrays(d: dict, files: Path) -> dict:
     """fit with validation and the writing callbacks, then evaluate, predict and load a checkpoint."""
     model = build_model()
-    callbacks = [tc.callbacks.ModelCheckpoint(str(files / "ckpt-{epoch}.pt"), save_weights_only=True),
-                 tc.callbacks.CSVLogger(str(files / "log.csv")),
-                 tc.callbacks.BackupAndRestore(str(files / "backup"), delete_checkpoint=False)]
+    callbacks = [
+        tc.callbacks.ModelCheckpoint(str(files / "ckpt-{epoch}.pt"), save_weights_only=True),
+        tc.callbacks.CSVLogger(str(files / "log.csv")),
+        tc.callbacks.BackupAndRestore(str(files / "backup"), delete_checkpoint=False),
+    ]
     printed, written = io.StringIO(), []
     with contextlib.redirect_stdout(printed), recording_writes(written):
-        history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=EPOCHS, shuffle=False,
-                            validation_data=(d["xv"], d["yv"]), callbacks=callbacks, verbose=2)
+        history = model.fit(
+            d["x"],
+            d["y"],
+            batch_size=GLOBAL_BATCH,
+            epochs=EPOCHS,
+            shuffle=False,
+            validation_data=(d["xv"], d["yv"]),
+            callbacks=callbacks,
+            verbose=2,
+        )
     if dist.is_initialized():
         dist.barrier()  # rank 0's last checkpoint is on disk before the others read it
     loaded = build_model()
     loaded.load_weights(str(files / f"ckpt-{EPOCHS}.pt"))
-    return {"weights": model.get_weights(), "history": history.history, "printed": printed.getvalue(),
-            "seen": model.module.seen,
-            "written": written, "loaded": loaded.get_weights(),
-            "evaluate": model.evaluate(d["xv"], d["yv"], batch_size=8, verbose=0, return_dict=True),
-            "predict": model.predict(d["xp"], batch_size=8, verbose=0)}
+    return {
+        "weights": model.get_weights(),
+        "history": history.history,
+        "printed": printed.getvalue(),
+        "seen": model.module.seen,
+        "written": written,
+        "loaded": loaded.get_weights(),
+        "evaluate": model.evaluate(d["xv"], d["yv"], batch_size=8, verbose=0, return_dict=True),
+        "predict": model.predict(d["xp"], batch_size=8, verbose=0),
+    }
 
 
 def fit_dataset(d: dict) -> dict:
@@ -119,8 +138,16 @@ def fit_torchmetrics(d: dict) -> dict | None:
     except ImportError:
         return None
     model = build_model(["accuracy", MulticlassAccuracy(num_classes=3, average="micro")])
-    history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=2, shuffle=False, verbose=0,
-                        validation_data=(d["xv"], d["yv"]), callbacks=[ReadOnRankZero()])
+    history = model.fit(
+        d["x"],
+        d["y"],
+        batch_size=GLOBAL_BATCH,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        validation_data=(d["xv"], d["yv"]),
+        callbacks=[ReadOnRankZero()],
+    )
     return history.history
 
 
@@ -134,8 +161,7 @@ class StopOnRankOne(tc.callbacks.Callback):
 
 def fit_stopped_on_one_rank(d: dict) -> dict:
     model = build_model()
-    history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=EPOCHS, verbose=0,
-                        callbacks=[StopOnRankOne()])
+    history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=EPOCHS, verbose=0, callbacks=[StopOnRankOne()])
     return {"epochs": len(history.history["loss"]), "seen": model.module.seen}
 
 
@@ -175,8 +201,13 @@ def resume(d: dict, folder: Path) -> dict:
 
 def run(out: Path) -> dict:
     d = data()
-    return {"arrays": fit_arrays(d, out / "files"), "dataset": fit_dataset(d), "resume": resume(d, out / "resume"),
-            "torchmetrics": fit_torchmetrics(d), "stopped": fit_stopped_on_one_rank(d)}
+    return {
+        "arrays": fit_arrays(d, out / "files"),
+        "dataset": fit_dataset(d),
+        "resume": resume(d, out / "resume"),
+        "torchmetrics": fit_torchmetrics(d),
+        "stopped": fit_stopped_on_one_rank(d),
+    }
 
 
 if __name__ == "__main__":

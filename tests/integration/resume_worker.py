@@ -5,6 +5,7 @@ Run as a script it trains and writes the final state_dict; with --pause-at EPOCH
 prints PAUSED after that batch and sleeps, so the test can SIGKILL it mid-epoch.
 ``train()`` is the same run in-process, for the uninterrupted reference.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Every input kind api.md promises, through fit, evaluate and predict, and every data error."""
+
 import copy
 
 import numpy as np
@@ -94,15 +95,19 @@ def _endless(x, y, batch_size=8, drawn=None):
         for start in range(0, len(x), batch_size):
             if drawn is not None:
                 drawn.append(start)
-            yield x[start:start + batch_size], y[start:start + batch_size]
+            yield x[start : start + batch_size], y[start : start + batch_size]
 
 
 # ------------------------------------------------------------------ arrays
 @pytest.mark.parametrize("kind", ["numpy_float32", "numpy_float64", "tensor", "python_list"])
 def test_fit_evaluate_predict_accept_each_array_kind(kind, data):
     x, y = data
-    convert = {"numpy_float32": lambda a: a, "numpy_float64": lambda a: a.astype("float64"),
-               "tensor": torch.from_numpy, "python_list": lambda a: a.tolist()}[kind]
+    convert = {
+        "numpy_float32": lambda a: a,
+        "numpy_float64": lambda a: a.astype("float64"),
+        "tensor": torch.from_numpy,
+        "python_list": lambda a: a.tolist(),
+    }[kind]
     model = _model()
     history = model.fit(convert(x), convert(y), batch_size=16, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and model.module.batch_sizes[:4] == [16] * 4
@@ -158,8 +163,11 @@ def test_dict_x_with_keys_that_match_no_forward_argument_is_refused(keys, unknow
 def test_two_output_module_with_tuple_targets(data, rng):
     x, y = data
     labels = rng.integers(0, 3, N)
-    model = _model(TwoOutputs(), loss=["mse", tc.losses.SparseCategoricalCrossentropy(from_logits=True)],
-                   metrics=[[], ["accuracy"]])
+    model = _model(
+        TwoOutputs(),
+        loss=["mse", tc.losses.SparseCategoricalCrossentropy(from_logits=True)],
+        metrics=[[], ["accuracy"]],
+    )
     history = model.fit(x, (y, labels), batch_size=16, epochs=2, verbose=0)
     assert list(history.history) == ["loss", "output_1_loss", "output_2_loss", "output_2_accuracy"]
     logs = model.evaluate(x, (y, labels), verbose=0, return_dict=True)
@@ -171,10 +179,14 @@ def test_two_output_module_with_tuple_targets(data, rng):
 def test_two_output_module_with_dict_targets_and_loss_weights(data, rng):
     x, y = data
     labels = rng.integers(0, 3, N)
-    model = _model(TwoOutputs(as_dict=True), loss_weights={"reg": 2.0, "cls": 1.0},
-                   loss={"reg": "mse", "cls": tc.losses.SparseCategoricalCrossentropy(from_logits=True)})
-    history = model.fit(x, {"cls": labels, "reg": y}, batch_size=16, verbose=0,
-                        validation_data=(x, {"cls": labels, "reg": y}))
+    model = _model(
+        TwoOutputs(as_dict=True),
+        loss_weights={"reg": 2.0, "cls": 1.0},
+        loss={"reg": "mse", "cls": tc.losses.SparseCategoricalCrossentropy(from_logits=True)},
+    )
+    history = model.fit(
+        x, {"cls": labels, "reg": y}, batch_size=16, verbose=0, validation_data=(x, {"cls": labels, "reg": y})
+    )
     assert {"reg_loss", "cls_loss", "val_reg_loss", "val_cls_loss"} <= set(history.history)
     logs = model.evaluate(x, {"cls": labels, "reg": y}, verbose=0, return_dict=True)
     assert logs["loss"] == pytest.approx(2 * logs["reg_loss"] + logs["cls_loss"], rel=1e-5)
@@ -229,13 +241,13 @@ def test_endless_generator_runs_steps_per_epoch_each_epoch(data):
 def test_finite_generator_of_numpy_batches_with_sample_weights_runs_one_epoch(data):
     x, y = data
     model = _model()
-    history = model.fit(((x[i:i + 16], y[i:i + 16], np.zeros(16)) for i in range(0, N, 16)), verbose=0)
+    history = model.fit(((x[i : i + 16], y[i : i + 16], np.zeros(16)) for i in range(0, N, 16)), verbose=0)
     assert history.history["loss"] == [0.0] and model.module.batch_sizes == [16] * 4
 
 
 def test_generator_running_out_warns_and_stops_training(data):
     x, y = data
-    batches = ((x[i:i + 8], y[i:i + 8]) for i in range(0, 40, 8))  # 5 batches
+    batches = ((x[i : i + 8], y[i : i + 8]) for i in range(0, 40, 8))  # 5 batches
     model = _model()
     with pytest.warns(UserWarning, match="ran out of data"):
         history = model.fit(batches, steps_per_epoch=2, epochs=6, verbose=0)
@@ -267,7 +279,7 @@ def test_sample_weight_of_zero_removes_samples_from_the_gradient(data):
     reference = copy.deepcopy(model.module)
     model.fit(x, y, sample_weight=zero_half, batch_size=N, shuffle=False, verbose=0)
     other = _model(copy.deepcopy(reference))
-    other.fit(x[:N // 2], y[:N // 2], batch_size=N // 2, shuffle=False, verbose=0)
+    other.fit(x[: N // 2], y[: N // 2], batch_size=N // 2, shuffle=False, verbose=0)
     # Half the weights are zero: the gradient is half the one on the weighted half alone.
     for a, b, c in zip(model.module.parameters(), other.module.parameters(), reference.parameters()):
         torch.testing.assert_close(a - c, (b - c) / 2, rtol=1e-4, atol=1e-6)
@@ -296,7 +308,8 @@ def test_class_weight_works_with_a_dataloader(data, rng):
 
 # ------------------------------------------------------------------ validation
 VALIDATION_KINDS = {
-    "tuple": lambda x, y: (x, y), "list": lambda x, y: [x, y],
+    "tuple": lambda x, y: (x, y),
+    "list": lambda x, y: [x, y],
     "tuple_with_sample_weight": lambda x, y: (x, y, np.ones(len(x), "float32")),
     "dataset": lambda x, y: TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
     "dataloader": lambda x, y: _loader(x, y),
@@ -312,8 +325,9 @@ def test_validation_data_kinds(kind, data):  # fit's batch_size reaches arrays a
 
 def test_validation_data_generator_with_validation_steps(data):
     counter = CountBatches()
-    history = _model().fit(*data, epochs=2, verbose=0, callbacks=[counter],
-                           validation_data=_endless(*data), validation_steps=3)
+    history = _model().fit(
+        *data, epochs=2, verbose=0, callbacks=[counter], validation_data=_endless(*data), validation_steps=3
+    )
     assert len(history.history["val_loss"]) == 2 and counter.test == [3, 3]
 
 
@@ -326,67 +340,103 @@ def test_validation_split_takes_the_last_fraction(data):
 
 def test_validation_steps_limits_validation_batches(data):
     counter = CountBatches()
-    _model().fit(*data, batch_size=8, epochs=2, validation_data=data, validation_steps=3, verbose=0,
-                 callbacks=[counter])
+    _model().fit(
+        *data, batch_size=8, epochs=2, validation_data=data, validation_steps=3, verbose=0, callbacks=[counter]
+    )
     assert counter.test == [3, 3]  # evaluation starts a fresh pass each time (Keras)
 
 
 @pytest.mark.parametrize("validation_batch_size, expected", [(None, 4), (32, 2), (64, 1)])
 def test_validation_batch_size_defaults_to_batch_size(validation_batch_size, expected, data):
     counter = CountBatches()
-    _model().fit(*data, batch_size=16, validation_data=data, validation_batch_size=validation_batch_size,
-                 verbose=0, callbacks=[counter])
+    _model().fit(
+        *data,
+        batch_size=16,
+        validation_data=data,
+        validation_batch_size=validation_batch_size,
+        verbose=0,
+        callbacks=[counter],
+    )
     assert counter.test == [expected]
 
 
 @pytest.mark.parametrize("validation_freq, validated", [(1, 4), (2, 2), (3, 1), ([1, 3], 2), ([4], 1)])
 def test_validation_freq_picks_the_epochs(validation_freq, validated, data):
     counter = CountBatches()
-    history = _model().fit(*data, batch_size=32, epochs=4, validation_data=data, verbose=0,
-                           validation_freq=validation_freq, callbacks=[counter])
+    history = _model().fit(
+        *data,
+        batch_size=32,
+        epochs=4,
+        validation_data=data,
+        verbose=0,
+        validation_freq=validation_freq,
+        callbacks=[counter],
+    )
     assert len(history.history["val_loss"]) == validated == len(counter.test)
 
 
 # ------------------------------------------------------------------ errors
 ERRORS = {
-    "batch_size_with_dataloader": (lambda m, x, y: m.fit(_loader(x, y), batch_size=16),
-                                   "`batch_size` cannot be used with a DataLoader"),
-    "batch_size_with_generator": (lambda m, x, y: m.fit(_endless(x, y), batch_size=16, steps_per_epoch=2),
-                                  "`batch_size` cannot be used with a generator"),
-    "validation_split_with_dataloader": (lambda m, x, y: m.fit(_loader(x, y), validation_split=0.2),
-                                         "`validation_split` only works with in-memory arrays"),
-    "validation_split_with_generator": (lambda m, x, y: m.fit(_endless(x, y), validation_split=0.2),
-                                        "`validation_split` only works with in-memory arrays"),
+    "batch_size_with_dataloader": (
+        lambda m, x, y: m.fit(_loader(x, y), batch_size=16),
+        "`batch_size` cannot be used with a DataLoader",
+    ),
+    "batch_size_with_generator": (
+        lambda m, x, y: m.fit(_endless(x, y), batch_size=16, steps_per_epoch=2),
+        "`batch_size` cannot be used with a generator",
+    ),
+    "validation_split_with_dataloader": (
+        lambda m, x, y: m.fit(_loader(x, y), validation_split=0.2),
+        "`validation_split` only works with in-memory arrays",
+    ),
+    "validation_split_with_generator": (
+        lambda m, x, y: m.fit(_endless(x, y), validation_split=0.2),
+        "`validation_split` only works with in-memory arrays",
+    ),
     "empty_arrays": (lambda m, x, y: m.fit(x[:0], y[:0]), "input data is empty"),
     "empty_list": (lambda m, x, y: m.fit([], []), "input data is empty"),
     "empty_generator": (lambda m, x, y: m.fit(iter([])), "input data is empty"),
-    "empty_dataset": (lambda m, x, y: m.fit(TensorDataset(torch.zeros(0, 4), torch.zeros(0, 1))),
-                      "input data is empty"),
+    "empty_dataset": (
+        lambda m, x, y: m.fit(TensorDataset(torch.zeros(0, 4), torch.zeros(0, 1))),
+        "input data is empty",
+    ),
     "x_y_lengths": (lambda m, x, y: m.fit(x, y[:-1]), "x has 64, y has 63"),
     "sample_weight_length": (lambda m, x, y: m.fit(x, y, sample_weight=np.ones(10)), "sample_weight has 10"),
-    "list_inputs_lengths": (lambda m, x, y: _model(TwoInputs()).fit([x, x[:-3, :2]], y),
-                            r"arrays in `x` have different numbers of samples \[61, 64\]"),
+    "list_inputs_lengths": (
+        lambda m, x, y: _model(TwoInputs()).fit([x, x[:-3, :2]], y),
+        r"arrays in `x` have different numbers of samples \[61, 64\]",
+    ),
     "ragged_list": (lambda m, x, y: m.fit([[1.0, 2.0], [3.0]], [1.0, 2.0]), "rectangular"),
-    "class_weight_unknown_class": (lambda m, x, y: m.fit(x, (y > 0).astype("int64"), class_weight={0: 1, 5: 2}),
-                                   r"names classes \[5\] that do not exist"),
-    "class_weight_negative_key": (lambda m, x, y: m.fit(x, (y > 0).astype("int64"), class_weight={-1: 2.0}),
-                                  "keys must be class indices"),
-    "class_weight_with_sample_weight": (lambda m, x, y: m.fit(x, (y > 0).astype("int64"), class_weight={0: 2.0},
-                                                              sample_weight=np.ones(N)),
-                                        "either `sample_weight` or `class_weight`"),
+    "class_weight_unknown_class": (
+        lambda m, x, y: m.fit(x, (y > 0).astype("int64"), class_weight={0: 1, 5: 2}),
+        r"names classes \[5\] that do not exist",
+    ),
+    "class_weight_negative_key": (
+        lambda m, x, y: m.fit(x, (y > 0).astype("int64"), class_weight={-1: 2.0}),
+        "keys must be class indices",
+    ),
+    "class_weight_with_sample_weight": (
+        lambda m, x, y: m.fit(x, (y > 0).astype("int64"), class_weight={0: 2.0}, sample_weight=np.ones(N)),
+        "either `sample_weight` or `class_weight`",
+    ),
     "y_with_dataloader": (lambda m, x, y: m.fit(_loader(x, y), y), "`y` cannot be passed separately"),
     "validation_batch_size_with_dataloader": (
         lambda m, x, y: m.fit(x, y, validation_data=_loader(x, y), validation_batch_size=8),
-        "`batch_size` cannot be used with a DataLoader"),
-    "generator_without_steps_for_two_epochs": (lambda m, x, y: m.fit(iter([(x, y)]), epochs=2),
-                                               "can be read only once.*steps_per_epoch"),
+        "`batch_size` cannot be used with a DataLoader",
+    ),
+    "generator_without_steps_for_two_epochs": (
+        lambda m, x, y: m.fit(iter([(x, y)]), epochs=2),
+        "can be read only once.*steps_per_epoch",
+    ),
     "validation_generator_without_steps": (
         lambda m, x, y: m.fit(x, y, epochs=2, validation_data=iter([(x, y)])),
-        "`validation_data` is a generator.*validation_steps"),
-    "validation_data_of_four": (lambda m, x, y: m.fit(x, y, validation_data=(x, y, y, y)),
-                                "`validation_data` must be"),
-    "bad_validation_freq": (lambda m, x, y: m.fit(x, y, validation_data=(x, y), validation_freq=0),
-                            "`validation_freq` must be"),
+        "`validation_data` is a generator.*validation_steps",
+    ),
+    "validation_data_of_four": (lambda m, x, y: m.fit(x, y, validation_data=(x, y, y, y)), "`validation_data` must be"),
+    "bad_validation_freq": (
+        lambda m, x, y: m.fit(x, y, validation_data=(x, y), validation_freq=0),
+        "`validation_freq` must be",
+    ),
 }
 
 

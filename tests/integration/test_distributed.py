@@ -5,6 +5,7 @@ One launch (``distributed_worker.py`` under ``python -m torch.distributed.run``)
 test here. ``test_fit_under_two_processes_matches_one_process`` runs in the default suite;
 the rest need ``TC_TEST_DISTRIBUTED=1``.
 """
+
 import os
 import signal
 import socket
@@ -32,11 +33,20 @@ def free_port() -> int:
 
 def _launch(out, env) -> tuple[int, str]:
     """One torchrun launch of the worker on a free port; its return code and output."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={free_port()}", WORKER, str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        WORKER,
+        str(out),
+    ]
     # A session of its own, so a timeout ends the workers too, not only the launcher.
-    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+    launcher = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = launcher.communicate(timeout=LAUNCH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -169,8 +179,14 @@ def test_torchmetrics_metric_under_two_processes_holds_the_global_values(ranks, 
     expected = single["torchmetrics"]
     if expected is None:
         pytest.skip("needs torchmetrics")
-    assert list(expected) == ["loss", "accuracy", "multiclass_accuracy", "val_loss", "val_accuracy",
-                              "val_multiclass_accuracy"]
+    assert list(expected) == [
+        "loss",
+        "accuracy",
+        "multiclass_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "val_multiclass_accuracy",
+    ]
     for result in ranks[:2]:
         for key in expected:
             np.testing.assert_allclose(result["torchmetrics"][key], expected[key], rtol=0, atol=1e-5)

@@ -1,4 +1,5 @@
 """Every user mistake in the contract: a clear exception, raised before any weight changes."""
+
 import numpy as np
 import pytest
 import torch
@@ -32,12 +33,15 @@ def test_calling_before_compile_says_to_compile(method, data):
         getattr(_classifier(), method)(*data)
 
 
-@pytest.mark.parametrize("argument, value, suggestion", [
-    ("loss", "sparse_categorical_crossentropi", "sparse_categorical_crossentropy"),
-    ("metrics", ["acuracy"], None),
-    ("metrics", ["mean_absolute_eror"], "mean_absolute_error"),
-    ("optimizer", "adamm", "adam"),
-])
+@pytest.mark.parametrize(
+    "argument, value, suggestion",
+    [
+        ("loss", "sparse_categorical_crossentropi", "sparse_categorical_crossentropy"),
+        ("metrics", ["acuracy"], None),
+        ("metrics", ["mean_absolute_eror"], "mean_absolute_error"),
+        ("optimizer", "adamm", "adam"),
+    ],
+)
 def test_unknown_id_fails_at_compile_with_close_matches(argument, value, suggestion):
     model = _classifier()
     kwargs = {"optimizer": "sgd", "loss": "mse", argument: value}

@@ -1,4 +1,5 @@
 """History parity with Keras 3: the same Dense layer in both, learning rate 0, same numbers."""
+
 import numpy as np
 import pytest
 import torch
@@ -97,8 +98,9 @@ def test_fit_one_sgd_step_matches_keras(rng):
 def test_weighted_metrics_and_class_weight_match_keras_names_and_values(rng):
     x, y = _data(rng, "sparse")
     k_model, t_model = _twins(rng, CLASSES, "softmax")
-    config = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy", "accuracy"],
-                  weighted_metrics=["accuracy"])
+    config = dict(
+        loss="sparse_categorical_crossentropy", metrics=["accuracy", "accuracy"], weighted_metrics=["accuracy"]
+    )
     k_model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), **config)
     t_model.compile(optimizer=tc.optimizers.SGD(learning_rate=0.0), **config)
     kwargs = dict(batch_size=BATCH, shuffle=False, verbose=0, class_weight={0: 1.0, 1: 2.0, 2: 0.5})

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """jit_compile=True: the train step runs through torch.compile, and where compiling fails fit
 warns once and trains eagerly with the same results (no batch counted twice)."""
+
 import warnings
 
 import numpy as np
@@ -20,8 +21,9 @@ def data(rng):
 def _fit(data, jit_compile, epochs=2):
     torch.manual_seed(0)
     model = tc.Model(nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2)), device="cpu")
-    model.compile("adam", tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                  jit_compile=jit_compile)
+    model.compile(
+        "adam", tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"], jit_compile=jit_compile
+    )
     return model, model.fit(*data, batch_size=32, epochs=epochs, verbose=0, shuffle=False).history
 
 
@@ -40,7 +42,9 @@ def _broken_compile(calls):
             # As when the backward graph fails to compile: the forward ran and counted the loss.
             model.compute_loss(x, y, model.forward(x), sample_weight)
             raise _DynamoLikeError("backend compiler failed")
+
         return compiled
+
     return compile_
 
 
@@ -59,6 +63,7 @@ def test_a_failing_compile_warns_once_and_matches_eager(data, monkeypatch):
 def test_torch_compile_itself_raising_falls_back(data, monkeypatch):
     def unavailable(*args, **kwargs):
         raise RuntimeError("torch.compile is not supported on this Python")
+
     monkeypatch.setattr(torch, "compile", unavailable)
     with pytest.warns(RuntimeWarning, match="torch.compile could not compile Sequential"):
         _, history = _fit(data, jit_compile=True, epochs=1)

@@ -3,6 +3,7 @@
 
 The fit runs in a fresh Python process so that its peak resident set size is its own.
 """
+
 import json
 import subprocess
 import sys
@@ -49,7 +50,9 @@ def test_fit_on_numpy_arrays_keeps_peak_memory_under_twice_the_dataset():
     # Growth of the high-water mark over what was resident before fit: strict, since a
     # transient peak before fit cannot hide growth during it.
     growth = stats["after_peak"] - stats["before_now"]
-    print(f"dataset {stats['dataset'] / 2**20:.0f} MiB, peak growth during fit {growth / 2**20:.0f} MiB, "
-          f"fit {stats['seconds']:.1f} s")
+    print(
+        f"dataset {stats['dataset'] / 2**20:.0f} MiB, peak growth during fit {growth / 2**20:.0f} MiB, "
+        f"fit {stats['seconds']:.1f} s"
+    )
     assert growth < 2 * stats["dataset"], stats
     assert stats["loss"] == stats["loss"]  # finite, not NaN

@@ -1,4 +1,5 @@
 """Multi-output modules: dict/list losses, loss_weights, per-output metrics, Keras' names and numbers."""
+
 import numpy as np
 import pytest
 import torch
@@ -41,8 +42,11 @@ def test_dict_outputs_match_keras_names_and_values(rng):
     x = rng.normal(size=(37, 4)).astype("float32")
     y = {"out_a": rng.integers(0, 3, size=37), "out_b": rng.normal(size=(37, 1)).astype("float32")}
     k_model, t_model = _twins(rng, as_dict=True)
-    config = dict(loss={"out_a": "sparse_categorical_crossentropy", "out_b": "mse"},
-                  metrics={"out_a": ["accuracy"], "out_b": ["mae"]}, loss_weights={"out_a": 1.0, "out_b": 0.5})
+    config = dict(
+        loss={"out_a": "sparse_categorical_crossentropy", "out_b": "mse"},
+        metrics={"out_a": ["accuracy"], "out_b": ["mae"]},
+        loss_weights={"out_a": 1.0, "out_b": 0.5},
+    )
     k_model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), **config)
     t_model.compile(optimizer=tc.optimizers.SGD(learning_rate=0.0), **config)
     kwargs = dict(batch_size=8, epochs=1, shuffle=False, verbose=0, validation_split=0.25)

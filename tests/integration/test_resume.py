@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Crash safety: SIGKILL mid-epoch then resume gives the uninterrupted weights bit for bit;
 SIGKILL during checkpoint writes always leaves a loadable file; Ctrl-C leaves fit usable."""
+
 import os
 import random
 import signal
@@ -51,8 +52,9 @@ def kill_worker_mid_epoch(backup_dir, save_freq, pause_at):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("save_freq, pause_at, expected", [("epoch", (2, 5), (2, 0)), (5, (1, 9), (1, 8))])
-def test_resume_after_sigkill_mid_epoch_matches_the_uninterrupted_run(tmp_path, reference, save_freq, pause_at,
-                                                                       expected):
+def test_resume_after_sigkill_mid_epoch_matches_the_uninterrupted_run(
+    tmp_path, reference, save_freq, pause_at, expected
+):
     backup = tmp_path / "backup"
     kill_worker_mid_epoch(backup, save_freq, pause_at)
     saved = torch.load(backup / "latest.pt", weights_only=True)
@@ -75,7 +77,7 @@ def test_sigkill_during_checkpoint_writes_always_leaves_a_loadable_file(tmp_path
         pid = os.fork()
         if pid == 0:  # the child only serialises tensors made before the fork, then is killed
             try:
-                for i in range(1, 10 ** 9):
+                for i in range(1, 10**9):
                     saving.save_file(payloads[(kill + i) % len(payloads)], path)
             finally:
                 os._exit(0)
@@ -104,8 +106,9 @@ class Interrupt(tc.callbacks.Callback):
 
 def test_keyboard_interrupt_propagates_and_leaves_the_model_usable(tmp_path):
     torch.manual_seed(0)
-    model = tc.Model(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.2), torch.nn.Linear(4, 1)),
-                     device="cpu")
+    model = tc.Model(
+        torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.2), torch.nn.Linear(4, 1)), device="cpu"
+    )
     model.compile(optimizer="adam", loss="mse")
     model.module.eval()
     x, y = np.random.default_rng(0).random((32, 3), dtype=np.float32), np.zeros((32, 1), np.float32)

@@ -3,6 +3,7 @@
 
 Tolerance for every comparison with Keras: float32, rtol=1e-5, atol=1e-6 (``TOL``).
 """
+
 from __future__ import annotations
 
 import numpy as np

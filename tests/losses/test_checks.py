@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shape rule, logits check and sparse label check (losses/checks.py)."""
+
 import pytest
 import torch
 from torch import nn
@@ -8,13 +9,16 @@ import torchcompile.losses as losses
 from torchcompile.losses import checks
 
 
-@pytest.mark.parametrize("true_shape,pred_shape,expected", [
-    ((8,), (8, 1), ((8, 1), (8, 1))),
-    ((8, 1), (8,), ((8, 1), (8, 1))),
-    ((8, 5, 1), (8, 5), ((8, 5), (8, 5))),
-    ((8, 3), (8, 3), ((8, 3), (8, 3))),
-    ((8, 1), (8, 3), ((8, 1), (8, 3))),
-])
+@pytest.mark.parametrize(
+    "true_shape,pred_shape,expected",
+    [
+        ((8,), (8, 1), ((8, 1), (8, 1))),
+        ((8, 1), (8,), ((8, 1), (8, 1))),
+        ((8, 5, 1), (8, 5), ((8, 5), (8, 5))),
+        ((8, 3), (8, 3), ((8, 3), (8, 3))),
+        ((8, 1), (8, 3), ((8, 1), (8, 3))),
+    ],
+)
 def test_squeeze_or_expand_matches_keras_rule(true_shape, pred_shape, expected):
     y_true, y_pred = checks.squeeze_or_expand(torch.zeros(true_shape), torch.zeros(pred_shape))
     assert (tuple(y_true.shape), tuple(y_pred.shape)) == expected
@@ -22,8 +26,10 @@ def test_squeeze_or_expand_matches_keras_rule(true_shape, pred_shape, expected):
 
 @pytest.mark.parametrize("true_shape,pred_shape", [((8, 3), (8, 4)), ((8,), (5,)), ((8,), (8, 3)), ((8, 3), (8, 1))])
 def test_squeeze_or_expand_refuses_a_broadcast(true_shape, pred_shape):
-    with pytest.raises(ValueError, match=rf"y_true\.shape={true_shape}.*y_pred\.shape={pred_shape}".replace("(", r"\(")
-                       .replace(")", r"\)")):
+    with pytest.raises(
+        ValueError,
+        match=rf"y_true\.shape={true_shape}.*y_pred\.shape={pred_shape}".replace("(", r"\(").replace(")", r"\)"),
+    ):
         checks.squeeze_or_expand(torch.zeros(true_shape), torch.zeros(pred_shape))
 
 
@@ -36,8 +42,10 @@ def test_check_probabilities_names_loss_range_and_fix():
     with pytest.raises(ValueError) as info:
         checks.check_probabilities(losses.BinaryCrossentropy(), logits)
     message = str(info.value)
-    assert message.startswith("BinaryCrossentropy expects probabilities in [0, 1], but the first batch of "
-                              "predictions spans [-3.2, 4.1], which looks like logits.")
+    assert message.startswith(
+        "BinaryCrossentropy expects probabilities in [0, 1], but the first batch of "
+        "predictions spans [-3.2, 4.1], which looks like logits."
+    )
     assert "BinaryCrossentropy(from_logits=True)" in message and "nn.Sigmoid()" in message
     assert "Received: y_pred.min()=-3.2, y_pred.max()=4.1" in message
 
@@ -52,8 +60,15 @@ def test_check_probabilities_suggests_bce_with_logits_for_torch_bce():
         checks.check_probabilities(losses.get(nn.BCELoss()), torch.tensor([[2.0]]))
 
 
-@pytest.mark.parametrize("loss", [losses.BinaryCrossentropy(from_logits=True), losses.MeanSquaredError(),
-                                  losses.SparseCategoricalCrossentropy(from_logits=True)], ids=repr)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        losses.BinaryCrossentropy(from_logits=True),
+        losses.MeanSquaredError(),
+        losses.SparseCategoricalCrossentropy(from_logits=True),
+    ],
+    ids=repr,
+)
 def test_check_probabilities_ignores_losses_taking_logits(loss):
     checks.check_probabilities(loss, torch.tensor([[-3.0, 5.0]]))
 

@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Loss classes against Keras 3's: every class and option, every reduction, with and without
 sample weights, and rank-mismatched shapes (float32: rtol=1e-5, atol=1e-6)."""
+
 import numpy as np
 import pytest
 import torch
 
 import torchcompile.losses as losses
-from tests.losses.cases import (CLASS_CASES, REDUCTIONS, TOL, UNWEIGHTED_REDUCTIONS, WEIGHTED_REDUCTIONS,
-                                case_id, inputs)
+from tests.losses.cases import CLASS_CASES, REDUCTIONS, TOL, UNWEIGHTED_REDUCTIONS, WEIGHTED_REDUCTIONS, case_id, inputs
 
 
 def keras_value(name, y_true, y_pred, sample_weight=None, **kwargs):
@@ -50,9 +50,16 @@ def test_class_with_sample_weight_matches_keras(case, reduction, rng):
     torch.testing.assert_close(our_value(name, y_true, y_pred, sample_weight=sw, **kwargs), expected, **TOL)
 
 
-RANK_CASES = [("MeanSquaredError", "regression"), ("MeanAbsoluteError", "regression"), ("Huber", "regression"),
-              ("LogCosh", "regression"), ("BinaryCrossentropy", "binary"), ("Hinge", "hinge"),
-              ("Poisson", "positive"), ("BinaryFocalCrossentropy", "binary")]
+RANK_CASES = [
+    ("MeanSquaredError", "regression"),
+    ("MeanAbsoluteError", "regression"),
+    ("Huber", "regression"),
+    ("LogCosh", "regression"),
+    ("BinaryCrossentropy", "binary"),
+    ("Hinge", "hinge"),
+    ("Poisson", "positive"),
+    ("BinaryFocalCrossentropy", "binary"),
+]
 
 
 @pytest.mark.keras
@@ -108,8 +115,17 @@ def test_class_sample_weight_shapes_match_keras(sw_shape, rng):
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("name", ["MeanSquaredError", "Huber", "BinaryCrossentropy", "SparseCategoricalCrossentropy",
-                                  "CategoricalCrossentropy", "KLDivergence"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MeanSquaredError",
+        "Huber",
+        "BinaryCrossentropy",
+        "SparseCategoricalCrossentropy",
+        "CategoricalCrossentropy",
+        "KLDivergence",
+    ],
+)
 def test_class_default_name_matches_keras(name):
     from tests import keras_oracle
 
@@ -138,11 +154,20 @@ def test_class_config_round_trips(case, rng):
     torch.testing.assert_close(clone(y_true, y_pred), loss(y_true, y_pred))
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("BinaryCrossentropy", True), ("CategoricalCrossentropy", True), ("SparseCategoricalCrossentropy", True),
-    ("BinaryFocalCrossentropy", True), ("CategoricalFocalCrossentropy", True),
-    ("MeanSquaredError", False), ("KLDivergence", False), ("Poisson", False), ("Hinge", False),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("BinaryCrossentropy", True),
+        ("CategoricalCrossentropy", True),
+        ("SparseCategoricalCrossentropy", True),
+        ("BinaryFocalCrossentropy", True),
+        ("CategoricalFocalCrossentropy", True),
+        ("MeanSquaredError", False),
+        ("KLDivergence", False),
+        ("Poisson", False),
+        ("Hinge", False),
+    ],
+)
 def test_class_expects_probabilities_unless_from_logits(name, expected):
     assert getattr(losses, name)().expects_probabilities is expected
     if expected:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Per-sample loss functions against Keras 3's (float32: rtol=1e-5, atol=1e-6)."""
+
 import numpy as np
 import pytest
 import torch
@@ -33,22 +34,26 @@ def test_function_returns_one_value_per_sample(name, rng):
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("name,kind,kwargs", [
-    ("binary_crossentropy", "binary_logits", {"from_logits": True}),
-    ("binary_crossentropy", "binary", {"label_smoothing": 0.3}),
-    ("binary_crossentropy", "binary", {"axis": 0}),
-    ("binary_focal_crossentropy", "binary_logits", {"from_logits": True, "gamma": 0.5}),
-    ("binary_focal_crossentropy", "binary", {"apply_class_balancing": True, "alpha": 0.1}),
-    ("binary_focal_crossentropy", "binary", {"label_smoothing": 0.2}),
-    ("categorical_crossentropy", "categorical_logits", {"from_logits": True}),
-    ("categorical_crossentropy", "categorical", {"label_smoothing": 0.2}),
-    ("categorical_crossentropy", "categorical", {"axis": 0}),
-    ("categorical_focal_crossentropy", "categorical_logits", {"from_logits": True, "label_smoothing": 0.1}),
-    ("categorical_focal_crossentropy", "categorical", {"alpha": 1.0, "gamma": 0.0}),
-    ("sparse_categorical_crossentropy", "sparse_logits", {"from_logits": True}),
-    ("huber", "regression", {"delta": 2.0}),
-    ("cosine_similarity", "regression", {"axis": 0}),
-], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,kind,kwargs",
+    [
+        ("binary_crossentropy", "binary_logits", {"from_logits": True}),
+        ("binary_crossentropy", "binary", {"label_smoothing": 0.3}),
+        ("binary_crossentropy", "binary", {"axis": 0}),
+        ("binary_focal_crossentropy", "binary_logits", {"from_logits": True, "gamma": 0.5}),
+        ("binary_focal_crossentropy", "binary", {"apply_class_balancing": True, "alpha": 0.1}),
+        ("binary_focal_crossentropy", "binary", {"label_smoothing": 0.2}),
+        ("categorical_crossentropy", "categorical_logits", {"from_logits": True}),
+        ("categorical_crossentropy", "categorical", {"label_smoothing": 0.2}),
+        ("categorical_crossentropy", "categorical", {"axis": 0}),
+        ("categorical_focal_crossentropy", "categorical_logits", {"from_logits": True, "label_smoothing": 0.1}),
+        ("categorical_focal_crossentropy", "categorical", {"alpha": 1.0, "gamma": 0.0}),
+        ("sparse_categorical_crossentropy", "sparse_logits", {"from_logits": True}),
+        ("huber", "regression", {"delta": 2.0}),
+        ("cosine_similarity", "regression", {"axis": 0}),
+    ],
+    ids=lambda v: str(v),
+)
 def test_function_options_match_keras(name, kind, kwargs, rng):
     y_true, y_pred = inputs(kind, rng)
     expected = keras_function(name, y_true, y_pred, **kwargs)
@@ -86,8 +91,10 @@ def test_sparse_categorical_crossentropy_ignore_class_gives_finite_gradients(rng
 
 def test_sparse_categorical_crossentropy_accepts_a_trailing_1(rng):
     y_true, y_pred = inputs("sparse", rng)
-    torch.testing.assert_close(ours("sparse_categorical_crossentropy", y_true[:, None], y_pred),
-                               ours("sparse_categorical_crossentropy", y_true, y_pred))
+    torch.testing.assert_close(
+        ours("sparse_categorical_crossentropy", y_true[:, None], y_pred),
+        ours("sparse_categorical_crossentropy", y_true, y_pred),
+    )
 
 
 def test_sparse_categorical_crossentropy_rejects_one_hot_labels(rng):
@@ -111,13 +118,22 @@ def test_function_refuses_a_silent_broadcast(name, rng):
 
 def test_categorical_crossentropy_normalises_predictions(rng):
     y_true, y_pred = inputs("categorical", rng)
-    torch.testing.assert_close(ours("categorical_crossentropy", y_true, 3 * y_pred),
-                               ours("categorical_crossentropy", y_true, y_pred))
+    torch.testing.assert_close(
+        ours("categorical_crossentropy", y_true, 3 * y_pred), ours("categorical_crossentropy", y_true, y_pred)
+    )
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy", "binary_focal_crossentropy",
-                                  "categorical_focal_crossentropy", "kl_divergence"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "binary_crossentropy",
+        "categorical_crossentropy",
+        "binary_focal_crossentropy",
+        "categorical_focal_crossentropy",
+        "kl_divergence",
+    ],
+)
 def test_function_clips_probabilities_of_0_and_1_as_keras(name):
     y_true = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     y_pred = np.array([[0.0, 1.0], [0.0, 1.0]], np.float32)
@@ -132,5 +148,6 @@ def test_hinge_labels_other_than_0_1_are_not_converted():
 
 
 def test_function_accepts_lists_and_numpy():
-    torch.testing.assert_close(functions.mean_squared_error([[0.0, 1.0]], np.array([[1.0, 1.0]], np.float32)),
-                               torch.tensor([0.5]))
+    torch.testing.assert_close(
+        functions.mean_squared_error([[0.0, 1.0]], np.array([[1.0, 1.0]], np.float32)), torch.tensor([0.5])
+    )

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """tc.losses.get on every kind of identifier, and every id in api.md against Keras 3
 (float32: rtol=1e-5, atol=1e-6)."""
+
 import numpy as np
 import pytest
 import torch
@@ -11,33 +12,54 @@ from tests.losses.cases import FUNCTIONS, TOL, inputs
 
 # api.md's ids → the Keras 3 id computing the same thing (Keras 3 dropped the Keras 2 spellings).
 API_IDS = {
-    "binary_crossentropy": "binary_crossentropy", "categorical_crossentropy": "categorical_crossentropy",
+    "binary_crossentropy": "binary_crossentropy",
+    "categorical_crossentropy": "categorical_crossentropy",
     "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
-    "mean_squared_error": "mean_squared_error", "mse": "mse", "MSE": "MSE",
-    "mean_absolute_error": "mean_absolute_error", "mae": "mae",
-    "mean_absolute_percentage_error": "mean_absolute_percentage_error", "mape": "mape",
-    "mean_squared_logarithmic_error": "mean_squared_logarithmic_error", "msle": "msle",
-    "huber": "huber", "log_cosh": "log_cosh", "logcosh": "log_cosh", "hinge": "hinge",
-    "squared_hinge": "squared_hinge", "categorical_hinge": "categorical_hinge",
-    "kl_divergence": "kl_divergence", "kld": "kld", "kullback_leibler_divergence": "kl_divergence",
-    "poisson": "poisson", "cosine_similarity": "cosine_similarity",
+    "mean_squared_error": "mean_squared_error",
+    "mse": "mse",
+    "MSE": "MSE",
+    "mean_absolute_error": "mean_absolute_error",
+    "mae": "mae",
+    "mean_absolute_percentage_error": "mean_absolute_percentage_error",
+    "mape": "mape",
+    "mean_squared_logarithmic_error": "mean_squared_logarithmic_error",
+    "msle": "msle",
+    "huber": "huber",
+    "log_cosh": "log_cosh",
+    "logcosh": "log_cosh",
+    "hinge": "hinge",
+    "squared_hinge": "squared_hinge",
+    "categorical_hinge": "categorical_hinge",
+    "kl_divergence": "kl_divergence",
+    "kld": "kld",
+    "kullback_leibler_divergence": "kl_divergence",
+    "poisson": "poisson",
+    "cosine_similarity": "cosine_similarity",
     "binary_focal_crossentropy": "binary_focal_crossentropy",
-    "categorical_focal_crossentropy": "categorical_focal_crossentropy", "bce": "bce",
+    "categorical_focal_crossentropy": "categorical_focal_crossentropy",
+    "bce": "bce",
 }
-CANONICAL = {"mse": "mean_squared_error", "MSE": "mean_squared_error", "mae": "mean_absolute_error",
-             "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error",
-             "logcosh": "log_cosh", "kld": "kl_divergence", "kullback_leibler_divergence": "kl_divergence",
-             "bce": "binary_crossentropy"}
+CANONICAL = {
+    "mse": "mean_squared_error",
+    "MSE": "mean_squared_error",
+    "mae": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error",
+    "logcosh": "log_cosh",
+    "kld": "kl_divergence",
+    "kullback_leibler_divergence": "kl_divergence",
+    "bce": "binary_crossentropy",
+}
 
 
 @pytest.mark.keras
 @pytest.mark.parametrize("identifier", sorted(API_IDS))
 def test_get_id_matches_keras(identifier, rng):
-    from tests import keras_oracle
-
     # keras_oracle.loss wraps functions with keras.losses.LossFunctionWrapper, which Keras 3.15
     # does not export; its keras.src home is used here instead.
     from keras.src.losses import LossFunctionWrapper
+
+    from tests import keras_oracle
 
     y_true, y_pred = inputs(FUNCTIONS[CANONICAL.get(identifier, identifier)], rng)
     keras_loss = LossFunctionWrapper(keras_oracle.keras.losses.get(API_IDS[identifier]))
@@ -50,9 +72,19 @@ def test_get_id_is_named_after_its_function(identifier):
     assert losses.get(identifier).name == CANONICAL.get(identifier, identifier)
 
 
-@pytest.mark.parametrize("name", ["MeanSquaredError", "Huber", "LogCosh", "KLDivergence", "CosineSimilarity",
-                                  "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy",
-                                  "SparseCategoricalCrossentropy"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MeanSquaredError",
+        "Huber",
+        "LogCosh",
+        "KLDivergence",
+        "CosineSimilarity",
+        "BinaryFocalCrossentropy",
+        "CategoricalFocalCrossentropy",
+        "SparseCategoricalCrossentropy",
+    ],
+)
 def test_get_class_name_instantiates_the_class(name):
     assert type(losses.get(name)) is getattr(losses, name)
 
@@ -121,9 +153,16 @@ def test_get_shape_dependent_id_says_compile_resolves_it(identifier):
         losses.get(identifier)
 
 
-@pytest.mark.parametrize("identifier,expected", [
-    ("binary_crossentropy", True), ("sparse_categorical_crossentropy", True), ("categorical_focal_crossentropy", True),
-    ("mse", False), ("kld", False)])
+@pytest.mark.parametrize(
+    "identifier,expected",
+    [
+        ("binary_crossentropy", True),
+        ("sparse_categorical_crossentropy", True),
+        ("categorical_focal_crossentropy", True),
+        ("mse", False),
+        ("kld", False),
+    ],
+)
 def test_get_function_id_keeps_expects_probabilities(identifier, expected):
     assert losses.get(identifier).expects_probabilities is expected
 

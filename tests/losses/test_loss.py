@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The Loss base class: conversion, reductions, sample weights, subclassing (float32: rtol=1e-5, atol=1e-6)."""
+
 import numpy as np
 import pytest
 import torch
@@ -62,8 +63,9 @@ def test_loss_per_sample_weights_spread_over_sequence_steps(rng):
     y_true = torch.from_numpy(rng.integers(0, 3, (4, 5)))
     sw = torch.rand(4)
     loss = losses.SparseCategoricalCrossentropy(reduction="sum")
-    torch.testing.assert_close(loss(y_true, y_pred, sample_weight=sw),
-                               loss(y_true, y_pred, sample_weight=sw[:, None].expand(4, 5)), **TOL)
+    torch.testing.assert_close(
+        loss(y_true, y_pred, sample_weight=sw), loss(y_true, y_pred, sample_weight=sw[:, None].expand(4, 5)), **TOL
+    )
 
 
 def test_loss_mean_with_sample_weight_of_zeros_is_zero_with_finite_gradient(rng):

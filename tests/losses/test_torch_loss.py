@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """TorchLoss: torch.nn loss modules called (y_pred, y_true), shapes matched, never broadcast."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -38,7 +39,9 @@ def test_torch_loss_cross_entropy_takes_integer_targets(shape):
 
 def test_torch_loss_cross_entropy_takes_integral_float_targets():
     y_true, y_pred = torch.randint(0, 5, (8,)), torch.randn(8, 5)
-    torch.testing.assert_close(losses.get(nn.CrossEntropyLoss())(y_true.float(), y_pred), F.cross_entropy(y_pred, y_true))
+    torch.testing.assert_close(
+        losses.get(nn.CrossEntropyLoss())(y_true.float(), y_pred), F.cross_entropy(y_pred, y_true)
+    )
 
 
 def test_torch_loss_cross_entropy_takes_class_probabilities():
@@ -84,14 +87,18 @@ def test_torch_loss_module_reducing_none_gets_keras_reduction():
     torch.testing.assert_close(losses.get(nn.MSELoss(reduction="none"))(y_true, y_pred), F.mse_loss(y_pred, y_true))
 
 
-@pytest.mark.parametrize("module,expected", [(nn.CrossEntropyLoss(), True), (nn.NLLLoss(), True),
-                                             (nn.MSELoss(), False), (nn.BCEWithLogitsLoss(), False)], ids=repr)
+@pytest.mark.parametrize(
+    "module,expected",
+    [(nn.CrossEntropyLoss(), True), (nn.NLLLoss(), True), (nn.MSELoss(), False), (nn.BCEWithLogitsLoss(), False)],
+    ids=repr,
+)
 def test_torch_loss_sparse_labels_for_class_index_losses(module, expected):
     assert losses.get(module).sparse_labels is expected
 
 
-@pytest.mark.parametrize("module,expected", [(nn.BCELoss(), True), (nn.BCEWithLogitsLoss(), False),
-                                             (nn.CrossEntropyLoss(), False)], ids=repr)
+@pytest.mark.parametrize(
+    "module,expected", [(nn.BCELoss(), True), (nn.BCEWithLogitsLoss(), False), (nn.CrossEntropyLoss(), False)], ids=repr
+)
 def test_torch_loss_expects_probabilities_only_for_bce(module, expected):
     assert losses.get(module).expects_probabilities is expected
 

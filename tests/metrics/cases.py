@@ -5,6 +5,7 @@ Each ``Case`` names a class (the same name in ``tc.metrics`` and ``keras.metrics
 constructor arguments and the kind of data it takes. ``batches`` draws ``NUM_BATCHES``
 seeded updates of that kind; ``run`` feeds them to a metric and returns ``result()``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -87,8 +88,9 @@ def _draw(kind: str, rng: np.random.Generator, rank1: bool) -> tuple[np.ndarray,
     return y_true, (y_true.reshape(n, 1) + 0.5 * rng.normal(size=(n, 1))).astype("float32")
 
 
-def batches(kind: str, rng: np.random.Generator, *, weighted: bool = False,
-            rank1: bool = False) -> list[tuple[np.ndarray, ...]]:
+def batches(
+    kind: str, rng: np.random.Generator, *, weighted: bool = False, rank1: bool = False
+) -> list[tuple[np.ndarray, ...]]:
     """``NUM_BATCHES`` update_state argument tuples of ``kind``."""
     updates = []
     for _ in range(NUM_BATCHES):

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Metric tests run on tiny tensors: one intra-op thread avoids OpenMP contention on busy CPUs."""
+
 import pytest
 import torch
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Accuracy metrics against Keras 3 after NUM_BATCHES seeded updates."""
+
 import numpy as np
 import pytest
 import torch
@@ -45,23 +46,34 @@ def test_sparse_top_k_accuracy_from_sorted_ids_matches_keras(k, rng):
     np.testing.assert_allclose(run(case.ours(), updates), keras_result(case, updates), **TOL)
 
 
-@pytest.mark.parametrize("fn, y_true, y_pred, expected", [
-    (tcm.accuracy, [1, 2, 3, 4], [0, 2, 3, 4], [0, 1, 1, 1]),
-    (tcm.binary_accuracy, [[1], [0]], [[0.7], [0.6]], [[1], [0]]),
-    (tcm.categorical_accuracy, [[0, 1], [1, 0]], [[0.2, 0.8], [0.1, 0.9]], [1, 0]),
-    (tcm.sparse_categorical_accuracy, [[1], [0]], [[0.2, 0.8], [0.1, 0.9]], [1, 0]),
-    (tcm.top_k_categorical_accuracy, [[0, 0, 1], [0, 1, 0]], [[0.1, 0.5, 0.4], [0.5, 0.1, 0.4]], [1, 0]),
-    (tcm.sparse_top_k_categorical_accuracy, [2, 1], [[0.1, 0.5, 0.4], [0.5, 0.1, 0.4]], [1, 0]),
-])
+@pytest.mark.parametrize(
+    "fn, y_true, y_pred, expected",
+    [
+        (tcm.accuracy, [1, 2, 3, 4], [0, 2, 3, 4], [0, 1, 1, 1]),
+        (tcm.binary_accuracy, [[1], [0]], [[0.7], [0.6]], [[1], [0]]),
+        (tcm.categorical_accuracy, [[0, 1], [1, 0]], [[0.2, 0.8], [0.1, 0.9]], [1, 0]),
+        (tcm.sparse_categorical_accuracy, [[1], [0]], [[0.2, 0.8], [0.1, 0.9]], [1, 0]),
+        (tcm.top_k_categorical_accuracy, [[0, 0, 1], [0, 1, 0]], [[0.1, 0.5, 0.4], [0.5, 0.1, 0.4]], [1, 0]),
+        (tcm.sparse_top_k_categorical_accuracy, [2, 1], [[0.1, 0.5, 0.4], [0.5, 0.1, 0.4]], [1, 0]),
+    ],
+)
 def test_accuracy_functions_return_per_sample_matches(fn, y_true, y_pred, expected):
     kwargs = {"k": 2} if "top_k" in fn.__name__ else {}
     out = fn(torch.tensor(y_true), torch.tensor(y_pred), **kwargs)
     torch.testing.assert_close(out, torch.tensor(expected, dtype=torch.float32))
 
 
-@pytest.mark.parametrize("cls", [tcm.Accuracy, tcm.BinaryAccuracy, tcm.CategoricalAccuracy,
-                                 tcm.SparseCategoricalAccuracy, tcm.TopKCategoricalAccuracy,
-                                 tcm.SparseTopKCategoricalAccuracy])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        tcm.Accuracy,
+        tcm.BinaryAccuracy,
+        tcm.CategoricalAccuracy,
+        tcm.SparseCategoricalAccuracy,
+        tcm.TopKCategoricalAccuracy,
+        tcm.SparseTopKCategoricalAccuracy,
+    ],
+)
 def test_accuracy_higher_is_better(cls):
     assert cls.higher_is_better is True
 

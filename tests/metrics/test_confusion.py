@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Precision, Recall, AUC and the confusion counts against Keras 3 after NUM_BATCHES updates."""
+
 import numpy as np
 import pytest
 import torch
 
 import torchcompile.metrics as tcm
-from torchcompile.metrics.confusion import confusion_counts
 from tests.metrics.cases import Case, batches, keras_result, run
+from torchcompile.metrics.confusion import confusion_counts
 
 CASES = [
     Case("Precision", data="binary"),
@@ -36,7 +37,8 @@ CASES = [
     Case("AUC", {"multi_label": True, "from_logits": True, "curve": "PR"}, data="multilabel_logits"),
 ] + [
     Case("AUC", {"curve": curve, "summation_method": method}, data="binary")
-    for curve in ("ROC", "PR", "PRGAIN") for method in ("interpolation", "minoring", "majoring")
+    for curve in ("ROC", "PR", "PRGAIN")
+    for method in ("interpolation", "minoring", "majoring")
 ]
 
 
@@ -47,10 +49,9 @@ CASES = [
 def test_confusion_matches_keras(case, weighted, rank1, rng):
     """Tolerance: float32 weighted counts; areas sum ~200 terms: rtol=1e-5, atol=1e-6."""
     updates = batches(case.data, rng, weighted=weighted, rank1=rank1)
-    for y_true, y_pred, *_ in updates:  # hit the epsilon ends: predictions of exactly 0 and 1
+    for _y_true, y_pred, *_ in updates:  # hit the epsilon ends: predictions of exactly 0 and 1
         y_pred[0], y_pred[1] = (0.0, 1.0) if "logits" not in case.data else (-30.0, 30.0)
-    np.testing.assert_allclose(run(case.ours(), updates), keras_result(case, updates),
-                               rtol=case.rtol, atol=case.atol)
+    np.testing.assert_allclose(run(case.ours(), updates), keras_result(case, updates), rtol=case.rtol, atol=case.atol)
 
 
 def test_confusion_counts_bucketed_equals_broadcast_path():
@@ -71,13 +72,16 @@ def test_precision_result_is_a_vector_for_several_thresholds():
     torch.testing.assert_close(m.result(), torch.tensor([2 / 3, 1.0]))
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: tcm.Precision(thresholds=[0.5, 1.5]), r"Received: thresholds=\[0.5, 1.5\]"),
-    (lambda: tcm.AUC(num_thresholds=1), "num_thresholds=1"),
-    (lambda: tcm.AUC(curve="XY"), "curve='XY'"),
-    (lambda: tcm.AUC(summation_method="trapezoid"), "summation_method='trapezoid'"),
-    (lambda: tcm.AUC(num_labels=3), "num_labels=3"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: tcm.Precision(thresholds=[0.5, 1.5]), r"Received: thresholds=\[0.5, 1.5\]"),
+        (lambda: tcm.AUC(num_thresholds=1), "num_thresholds=1"),
+        (lambda: tcm.AUC(curve="XY"), "curve='XY'"),
+        (lambda: tcm.AUC(summation_method="trapezoid"), "summation_method='trapezoid'"),
+        (lambda: tcm.AUC(num_labels=3), "num_labels=3"),
+    ],
+)
 def test_confusion_refuses_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()

@@ -3,6 +3,7 @@
 
 The catalogue below builds every class in ``tc.metrics``' id table with data it accepts.
 """
+
 import re
 
 import numpy as np
@@ -13,29 +14,47 @@ import torchcompile.metrics as tcm
 from tests.metrics.cases import Case, batches
 
 CATALOGUE = [
-    Case("Mean", data="values"), Case("Sum", data="values"),
-    Case("Accuracy", data="exact"), Case("BinaryAccuracy", data="binary"),
-    Case("CategoricalAccuracy", data="onehot"), Case("SparseCategoricalAccuracy", data="sparse"),
+    Case("Mean", data="values"),
+    Case("Sum", data="values"),
+    Case("Accuracy", data="exact"),
+    Case("BinaryAccuracy", data="binary"),
+    Case("CategoricalAccuracy", data="onehot"),
+    Case("SparseCategoricalAccuracy", data="sparse"),
     Case("TopKCategoricalAccuracy", {"k": 2}, data="onehot"),
     Case("SparseTopKCategoricalAccuracy", {"k": 2}, data="sparse"),
-    Case("Precision", data="binary"), Case("Precision", {"thresholds": [0.0, 0.5, 1.0]}, data="binary"),
+    Case("Precision", data="binary"),
+    Case("Precision", {"thresholds": [0.0, 0.5, 1.0]}, data="binary"),
     Case("Precision", {"top_k": 2, "class_id": 1}, data="multilabel"),
-    Case("Recall", data="binary"), Case("Recall", {"thresholds": [0.3, 0.6]}, data="multilabel"),
-    Case("TruePositives", data="binary"), Case("FalsePositives", data="binary"),
-    Case("TrueNegatives", data="binary"), Case("FalseNegatives", data="binary"),
-    Case("AUC", data="binary"), Case("AUC", {"curve": "PR"}, data="binary"),
+    Case("Recall", data="binary"),
+    Case("Recall", {"thresholds": [0.3, 0.6]}, data="multilabel"),
+    Case("TruePositives", data="binary"),
+    Case("FalsePositives", data="binary"),
+    Case("TrueNegatives", data="binary"),
+    Case("FalseNegatives", data="binary"),
+    Case("AUC", data="binary"),
+    Case("AUC", {"curve": "PR"}, data="binary"),
     Case("AUC", {"thresholds": [0.2, 0.7]}, data="binary"),
     Case("AUC", {"multi_label": True, "from_logits": True}, data="multilabel_logits"),
-    Case("F1Score", data="multilabel"), Case("FBetaScore", {"average": "weighted", "beta": 2.0}, data="onehot"),
-    Case("MeanSquaredError"), Case("RootMeanSquaredError"), Case("MeanAbsoluteError"),
-    Case("MeanAbsolutePercentageError", data="positive"), Case("MeanSquaredLogarithmicError", data="positive"),
-    Case("CosineSimilarity", data="multioutput"), Case("LogCoshError"),
-    Case("R2Score", data="multioutput"), Case("R2Score", {"num_regressors": 2}, data="multioutput"),
-    Case("BinaryCrossentropy", data="binary"), Case("CategoricalCrossentropy", data="onehot"),
+    Case("F1Score", data="multilabel"),
+    Case("FBetaScore", {"average": "weighted", "beta": 2.0}, data="onehot"),
+    Case("MeanSquaredError"),
+    Case("RootMeanSquaredError"),
+    Case("MeanAbsoluteError"),
+    Case("MeanAbsolutePercentageError", data="positive"),
+    Case("MeanSquaredLogarithmicError", data="positive"),
+    Case("CosineSimilarity", data="multioutput"),
+    Case("LogCoshError"),
+    Case("R2Score", data="multioutput"),
+    Case("R2Score", {"num_regressors": 2}, data="multioutput"),
+    Case("BinaryCrossentropy", data="binary"),
+    Case("CategoricalCrossentropy", data="onehot"),
     Case("SparseCategoricalCrossentropy", data="sparse"),
     Case("SparseCategoricalCrossentropy", {"ignore_class": 0}, data="sparse"),
-    Case("KLDivergence", data="onehot"), Case("Poisson", data="multilabel"),
-    Case("Hinge", data="hinge"), Case("SquaredHinge", data="hinge"), Case("CategoricalHinge", data="onehot"),
+    Case("KLDivergence", data="onehot"),
+    Case("Poisson", data="multilabel"),
+    Case("Hinge", data="hinge"),
+    Case("SquaredHinge", data="hinge"),
+    Case("CategoricalHinge", data="onehot"),
     Case("MeanIoU", {"num_classes": 5}, data="sparse_ids"),
     Case("MeanIoU", {"num_classes": 5, "sparse_y_pred": False, "dtype": "float32"}, data="sparse"),
     Case("IoU", {"num_classes": 5, "target_class_ids": [0, 1]}, data="sparse_ids"),
@@ -71,8 +90,9 @@ def test_metric_reset_state_equals_fresh_metric(case):
     used = case.ours()
     _result(used, _updates(case, seed=1))
     used.reset_state()
-    torch.testing.assert_close(_result(used, _updates(case, seed=2)), _result(case.ours(), _updates(case, seed=2)),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        _result(used, _updates(case, seed=2)), _result(case.ours(), _updates(case, seed=2)), rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=IDS)
@@ -109,8 +129,9 @@ def test_metric_updates_in_place_on_its_device(case, device):
 @pytest.mark.parametrize("case", CATALOGUE, ids=IDS)
 def test_metric_state_stays_out_of_the_autograd_graph(case):
     metric = case.ours()
-    updates = [tuple(a.float().requires_grad_() if a.is_floating_point() else a for a in u)
-               for u in _tensors(_updates(case))]
+    updates = [
+        tuple(a.float().requires_grad_() if a.is_floating_point() else a for a in u) for u in _tensors(_updates(case))
+    ]
     result = _result(metric, updates)
     assert not result.requires_grad and not any(v.requires_grad for v in metric.variables)
 

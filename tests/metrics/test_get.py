@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """``tc.metrics.get`` on every identifier kind, and the id table against Keras 3's."""
+
 import numpy as np
 import pytest
 import torch
@@ -22,16 +23,24 @@ def test_get_metric_class_is_instantiated():
     assert isinstance(tcm.get(tcm.AUC), tcm.AUC)
 
 
-@pytest.mark.parametrize("identifier, cls, name", [
-    ("accuracy", tcm.Accuracy, "accuracy"), ("mse", tcm.MeanSquaredError, "mean_squared_error"),
-    ("MSE", tcm.MeanSquaredError, "mean_squared_error"), ("mae", tcm.MeanAbsoluteError, "mean_absolute_error"),
-    ("mape", tcm.MeanAbsolutePercentageError, "mean_absolute_percentage_error"),
-    ("msle", tcm.MeanSquaredLogarithmicError, "mean_squared_logarithmic_error"),
-    ("bce", tcm.BinaryCrossentropy, "binary_crossentropy"), ("binary_accuracy", tcm.BinaryAccuracy, "binary_accuracy"),
-    ("SparseCategoricalAccuracy", tcm.SparseCategoricalAccuracy, "sparse_categorical_accuracy"),
-    ("f_beta_score", tcm.FBetaScore, "fbeta_score"), ("log_cosh_error", tcm.LogCoshError, "logcosh"),
-    ("auc", tcm.AUC, "auc"), ("r2_score", tcm.R2Score, "r2_score"),
-])
+@pytest.mark.parametrize(
+    "identifier, cls, name",
+    [
+        ("accuracy", tcm.Accuracy, "accuracy"),
+        ("mse", tcm.MeanSquaredError, "mean_squared_error"),
+        ("MSE", tcm.MeanSquaredError, "mean_squared_error"),
+        ("mae", tcm.MeanAbsoluteError, "mean_absolute_error"),
+        ("mape", tcm.MeanAbsolutePercentageError, "mean_absolute_percentage_error"),
+        ("msle", tcm.MeanSquaredLogarithmicError, "mean_squared_logarithmic_error"),
+        ("bce", tcm.BinaryCrossentropy, "binary_crossentropy"),
+        ("binary_accuracy", tcm.BinaryAccuracy, "binary_accuracy"),
+        ("SparseCategoricalAccuracy", tcm.SparseCategoricalAccuracy, "sparse_categorical_accuracy"),
+        ("f_beta_score", tcm.FBetaScore, "fbeta_score"),
+        ("log_cosh_error", tcm.LogCoshError, "logcosh"),
+        ("auc", tcm.AUC, "auc"),
+        ("r2_score", tcm.R2Score, "r2_score"),
+    ],
+)
 def test_get_string_id_gives_keras_class_and_name(identifier, cls, name):
     metric = tcm.get(identifier)
     assert type(metric) is cls and metric.name == name
@@ -108,8 +117,9 @@ def test_get_every_id_builds_its_metric(identifier):
 
 @pytest.mark.keras
 def test_get_ids_are_keras_ids_for_the_same_classes():
-    from tests.keras_oracle import keras  # noqa: F401
     from keras.src.metrics import ALL_OBJECTS_DICT
+
+    from tests.keras_oracle import keras  # noqa: F401
 
     ours = {name: tcm.METRICS.lookup(name).__name__ for name in tcm.METRICS.names()}
     assert all(ALL_OBJECTS_DICT[name].__name__ == cls for name, cls in ours.items())

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """IoU metrics against Keras 3 after NUM_BATCHES seeded segmentation updates."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,10 +18,16 @@ def _segmentation(rng, y_true_kind, y_pred_kind, weight_kind):
         ids_true, ids_pred = rng.integers(0, C, (2, 6, 5)), rng.integers(0, C, (2, 6, 5))
         ids_pred[0, 0] = C + 1  # out of range: Keras' bounds mask drops it
         y_true = np.eye(C, dtype="float32")[ids_true] if y_true_kind == "onehot" else ids_true
-        y_pred = {"ids": ids_pred, "onehot": np.eye(C, dtype="float32")[ids_pred % C],
-                  "scores": rng.random((2, 6, 5, C), dtype="float32")}[y_pred_kind]
-        weight = {None: None, "pixel_int": rng.integers(0, 3, (2, 6, 5)),
-                  "pixel_float": rng.random((2, 6, 5), dtype="float32") * 3}[weight_kind]
+        y_pred = {
+            "ids": ids_pred,
+            "onehot": np.eye(C, dtype="float32")[ids_pred % C],
+            "scores": rng.random((2, 6, 5, C), dtype="float32"),
+        }[y_pred_kind]
+        weight = {
+            None: None,
+            "pixel_int": rng.integers(0, 3, (2, 6, 5)),
+            "pixel_float": rng.random((2, 6, 5), dtype="float32") * 3,
+        }[weight_kind]
         updates.append((y_true, y_pred) if weight is None else (y_true, y_pred, weight))
     return updates
 
@@ -28,16 +35,20 @@ def _segmentation(rng, y_true_kind, y_pred_kind, weight_kind):
 @pytest.mark.keras
 @pytest.mark.filterwarnings("ignore:.*weight.*:UserWarning")  # both warn that float weights are truncated
 @pytest.mark.parametrize("weight_kind", [None, "pixel_int", "pixel_float"])
-@pytest.mark.parametrize("case, y_true_kind, y_pred_kind", [
-    (Case("MeanIoU", {"num_classes": C}), "ids", "ids"),
-    (Case("MeanIoU", {"num_classes": C, "ignore_class": 0}), "ids", "ids"),
-    (Case("MeanIoU", {"num_classes": C, "sparse_y_pred": False}), "ids", "scores"),
-    (Case("MeanIoU", {"num_classes": C, "sparse_y_true": False, "sparse_y_pred": False}), "onehot", "scores"),
-    (Case("MeanIoU", {"num_classes": C, "dtype": "float32"}), "ids", "ids"),
-    (Case("IoU", {"num_classes": C, "target_class_ids": [1, 3]}), "ids", "ids"),
-    (Case("OneHotIoU", {"num_classes": C, "target_class_ids": [0, 2]}), "onehot", "scores"),
-    (Case("OneHotMeanIoU", {"num_classes": C, "ignore_class": 2}), "onehot", "scores"),
-], ids=lambda x: x.id if isinstance(x, Case) else x)
+@pytest.mark.parametrize(
+    "case, y_true_kind, y_pred_kind",
+    [
+        (Case("MeanIoU", {"num_classes": C}), "ids", "ids"),
+        (Case("MeanIoU", {"num_classes": C, "ignore_class": 0}), "ids", "ids"),
+        (Case("MeanIoU", {"num_classes": C, "sparse_y_pred": False}), "ids", "scores"),
+        (Case("MeanIoU", {"num_classes": C, "sparse_y_true": False, "sparse_y_pred": False}), "onehot", "scores"),
+        (Case("MeanIoU", {"num_classes": C, "dtype": "float32"}), "ids", "ids"),
+        (Case("IoU", {"num_classes": C, "target_class_ids": [1, 3]}), "ids", "ids"),
+        (Case("OneHotIoU", {"num_classes": C, "target_class_ids": [0, 2]}), "onehot", "scores"),
+        (Case("OneHotMeanIoU", {"num_classes": C, "ignore_class": 2}), "onehot", "scores"),
+    ],
+    ids=lambda x: x.id if isinstance(x, Case) else x,
+)
 def test_iou_matches_keras(case, y_true_kind, y_pred_kind, weight_kind, rng):
     """Tolerance: IoUs of integer (or float32) counts, rtol=1e-6, atol=1e-7."""
     updates = _segmentation(rng, y_true_kind, y_pred_kind, weight_kind)

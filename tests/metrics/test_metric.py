@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The Metric base, Mean/Sum (Keras' sample-weight rules), MeanMetricWrapper, ForeignMetric."""
+
 import numpy as np
 import pytest
 import torch
@@ -19,8 +20,19 @@ def _values_updates(rng, values_shape, weight_shape):
     return updates
 
 
-SHAPES = [((), None), ((), ()), ((16,), None), ((16,), (16,)), ((16,), (16, 1)), ((16, 1), (16,)),
-          ((16, 3), None), ((16, 3), (16,)), ((16, 3), (16, 3)), ((16, 3, 2), (16, 3)), ((16,), ())]
+SHAPES = [
+    ((), None),
+    ((), ()),
+    ((16,), None),
+    ((16,), (16,)),
+    ((16,), (16, 1)),
+    ((16, 1), (16,)),
+    ((16, 3), None),
+    ((16, 3), (16,)),
+    ((16, 3), (16, 3)),
+    ((16, 3, 2), (16, 3)),
+    ((16,), ()),
+]
 
 
 @pytest.mark.keras
@@ -93,8 +105,9 @@ def test_metric_call_updates_and_returns_result():
     torch.testing.assert_close(m([3.0]), torch.tensor(6.0))
 
 
-@pytest.mark.parametrize("cls, name", [(tcm.Mean, "mean"), (tcm.Sum, "sum"),
-                                        (tcm.SparseCategoricalAccuracy, "sparse_categorical_accuracy")])
+@pytest.mark.parametrize(
+    "cls, name", [(tcm.Mean, "mean"), (tcm.Sum, "sum"), (tcm.SparseCategoricalAccuracy, "sparse_categorical_accuracy")]
+)
 def test_metric_name_defaults_to_keras_name(cls, name):
     assert cls().name == name
 

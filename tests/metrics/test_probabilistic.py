@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Probabilistic and hinge metrics against Keras 3 after NUM_BATCHES seeded updates."""
+
 import numpy as np
 import pytest
 
@@ -37,13 +38,22 @@ CASES = [
 def test_probabilistic_matches_keras(case, weighted, rank1, rng):
     """Tolerance: float32 logs summed over 4 x 16 samples, rtol=1e-5, atol=1e-6."""
     updates = batches(case.data, rng, weighted=weighted, rank1=rank1)
-    np.testing.assert_allclose(run(case.ours(), updates), keras_result(case, updates),
-                               rtol=case.rtol, atol=case.atol)
+    np.testing.assert_allclose(run(case.ours(), updates), keras_result(case, updates), rtol=case.rtol, atol=case.atol)
 
 
-@pytest.mark.parametrize("cls", [tcm.BinaryCrossentropy, tcm.CategoricalCrossentropy,
-                                 tcm.SparseCategoricalCrossentropy, tcm.KLDivergence, tcm.Poisson,
-                                 tcm.Hinge, tcm.SquaredHinge, tcm.CategoricalHinge])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        tcm.BinaryCrossentropy,
+        tcm.CategoricalCrossentropy,
+        tcm.SparseCategoricalCrossentropy,
+        tcm.KLDivergence,
+        tcm.Poisson,
+        tcm.Hinge,
+        tcm.SquaredHinge,
+        tcm.CategoricalHinge,
+    ],
+)
 def test_probabilistic_lower_is_better_and_config_round_trips(cls):
     m = cls()
     assert cls.higher_is_better is False and cls.from_config(m.get_config()).get_config() == m.get_config()

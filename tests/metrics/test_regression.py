@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Regression metrics against Keras 3 after NUM_BATCHES seeded updates."""
+
 import numpy as np
 import pytest
 import torch
@@ -34,8 +35,7 @@ TOL = "float32 accumulation over 4 x 16 samples: rtol=1e-5, atol=1e-6 unless the
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_regression_matches_keras(case, weighted, rank1, rng):
     updates = batches(case.data, rng, weighted=weighted, rank1=rank1)
-    np.testing.assert_allclose(run(case.ours(), updates), keras_result(case, updates),
-                               rtol=case.rtol, atol=case.atol)
+    np.testing.assert_allclose(run(case.ours(), updates), keras_result(case, updates), rtol=case.rtol, atol=case.atol)
 
 
 @pytest.mark.keras
@@ -48,8 +48,9 @@ def test_cosine_similarity_axis_0_matches_keras(rng):
 @pytest.mark.keras
 def test_r2_score_single_output_matches_keras(rng):
     updates = batches("regression", rng)  # (N, 1) against (N, 1)
-    np.testing.assert_allclose(run(tcm.R2Score(), updates), run(Case("R2Score").theirs(), updates),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        run(tcm.R2Score(), updates), run(Case("R2Score").theirs(), updates), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_r2_score_refuses_1d_inputs_and_names_shapes():
@@ -57,8 +58,10 @@ def test_r2_score_refuses_1d_inputs_and_names_shapes():
         tcm.R2Score().update_state(torch.zeros(4), torch.zeros(4))
 
 
-@pytest.mark.parametrize("kwargs, match", [({"class_aggregation": "sum"}, "class_aggregation='sum'"),
-                                           ({"num_regressors": -1}, "num_regressors=-1")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"class_aggregation": "sum"}, "class_aggregation='sum'"), ({"num_regressors": -1}, "num_regressors=-1")],
+)
 def test_r2_score_refuses_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tcm.R2Score(**kwargs)
@@ -71,11 +74,18 @@ def test_r2_score_result_is_a_vector_without_aggregation():
 
 
 def test_cosine_similarity_is_positive_for_aligned_vectors():
-    torch.testing.assert_close(tcm.cosine_similarity(torch.tensor([[1.0, 2.0]]), torch.tensor([[2.0, 4.0]])),
-                               torch.tensor([1.0]))
+    torch.testing.assert_close(
+        tcm.cosine_similarity(torch.tensor([[1.0, 2.0]]), torch.tensor([[2.0, 4.0]])), torch.tensor([1.0])
+    )
 
 
-@pytest.mark.parametrize("cls, name", [(tcm.LogCoshError, "logcosh"), (tcm.MeanSquaredError, "mean_squared_error"),
-                                        (tcm.RootMeanSquaredError, "root_mean_squared_error")])
+@pytest.mark.parametrize(
+    "cls, name",
+    [
+        (tcm.LogCoshError, "logcosh"),
+        (tcm.MeanSquaredError, "mean_squared_error"),
+        (tcm.RootMeanSquaredError, "root_mean_squared_error"),
+    ],
+)
 def test_regression_default_names_are_keras(cls, name):
     assert cls().name == name and cls.higher_is_better is False

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fixtures for the optimizer tests."""
+
 import pytest
 
 

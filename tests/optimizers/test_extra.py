@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Lion, Ftrl, Lamb, Adafactor: Keras' rules as torch optimizers, against Keras 3."""
+
 import pytest
 import torch
 
@@ -12,18 +13,35 @@ from torchcompile.optimizers import extra
 RULE_TOLERANCE = 1e-6
 
 CASES = [
-    ("lion", {}), ("lion", {"beta_1": 0.5, "beta_2": 0.9}), ("lion", {"learning_rate": 0.01}),
-    ("ftrl", {}), ("ftrl", {"learning_rate": 0.1}), ("ftrl", {"learning_rate_power": 0.0}),
-    ("ftrl", {"l1_regularization_strength": 0.01}), ("ftrl", {"l2_regularization_strength": 0.01}),
-    ("ftrl", {"l2_shrinkage_regularization_strength": 0.01}), ("ftrl", {"beta": 0.1}),
+    ("lion", {}),
+    ("lion", {"beta_1": 0.5, "beta_2": 0.9}),
+    ("lion", {"learning_rate": 0.01}),
+    ("ftrl", {}),
+    ("ftrl", {"learning_rate": 0.1}),
+    ("ftrl", {"learning_rate_power": 0.0}),
+    ("ftrl", {"l1_regularization_strength": 0.01}),
+    ("ftrl", {"l2_regularization_strength": 0.01}),
+    ("ftrl", {"l2_shrinkage_regularization_strength": 0.01}),
+    ("ftrl", {"beta": 0.1}),
     ("ftrl", {"initial_accumulator_value": 1.0, "l1_regularization_strength": 0.5}),
-    ("lamb", {}), ("lamb", {"beta_1": 0.5, "epsilon": 1e-3}), ("lamb", {"learning_rate": 0.01}),
-    ("adafactor", {}), ("adafactor", {"relative_step": False}), ("adafactor", {"clip_threshold": 0.5}),
+    ("lamb", {}),
+    ("lamb", {"beta_1": 0.5, "epsilon": 1e-3}),
+    ("lamb", {"learning_rate": 0.01}),
+    ("adafactor", {}),
+    ("adafactor", {"relative_step": False}),
+    ("adafactor", {"clip_threshold": 0.5}),
     ("adafactor", {"beta_2_decay": -0.5, "epsilon_2": 0.1}),
-    ("adafactor", {"learning_rate": ("ExponentialDecay", {"initial_learning_rate": 0.5, "decay_steps": 10,
-                                                          "decay_rate": 0.5})}),
-    ("ftrl", {"beta": 0.1, "learning_rate": ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 40,
-                                                             "alpha": 0.1})}),
+    (
+        "adafactor",
+        {"learning_rate": ("ExponentialDecay", {"initial_learning_rate": 0.5, "decay_steps": 10, "decay_rate": 0.5})},
+    ),
+    (
+        "ftrl",
+        {
+            "beta": 0.1,
+            "learning_rate": ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 40, "alpha": 0.1}),
+        },
+    ),
 ]
 
 
@@ -37,11 +55,23 @@ def test_extra_trajectory_matches_keras(case, rng, keras_float64):
 
 KERAS_DEFAULTS = {
     "lion": (extra.TorchLion, {"lr": 0.001, "betas": (0.9, 0.99)}),
-    "ftrl": (extra.TorchFtrl, {"lr": 0.001, "lr_power": -0.5, "initial_accumulator_value": 0.1, "l1": 0.0,
-                               "l2": 0.0, "l2_shrinkage": 0.0, "beta": 0.0}),
+    "ftrl": (
+        extra.TorchFtrl,
+        {
+            "lr": 0.001,
+            "lr_power": -0.5,
+            "initial_accumulator_value": 0.1,
+            "l1": 0.0,
+            "l2": 0.0,
+            "l2_shrinkage": 0.0,
+            "beta": 0.0,
+        },
+    ),
     "lamb": (extra.TorchLamb, {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-7}),
-    "adafactor": (extra.TorchAdafactor, {"lr": 0.001, "beta_2_decay": -0.8, "eps": (1e-30, 1e-3),
-                                         "clip_threshold": 1.0}),
+    "adafactor": (
+        extra.TorchAdafactor,
+        {"lr": 0.001, "beta_2_decay": -0.8, "eps": (1e-30, 1e-3), "clip_threshold": 1.0},
+    ),
 }
 
 
@@ -82,24 +112,30 @@ def test_extra_torch_class_step_returns_closure_loss(torch_class):
 
     def closure():
         optimizer.zero_grad()
-        loss = (p ** 2).sum()
+        loss = (p**2).sum()
         loss.backward()
         return loss
 
     assert optimizer.step(closure).item() == 3.0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"beta_1": 0.0}, "beta_1"), ({"beta_1": 1.5}, "beta_1")])
+@pytest.mark.parametrize("kwargs, match", [({"beta_1": 0.0}, "beta_1"), ({"beta_1": 1.5}, "beta_1")])
 def test_lion_invalid_beta_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         optimizers.Lion(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"learning_rate_power": 0.5}, {"initial_accumulator_value": -1.0}, {"l1_regularization_strength": -1.0},
-    {"l2_regularization_strength": -1.0}, {"l2_shrinkage_regularization_strength": -1.0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"learning_rate_power": 0.5},
+        {"initial_accumulator_value": -1.0},
+        {"l1_regularization_strength": -1.0},
+        {"l2_regularization_strength": -1.0},
+        {"l2_shrinkage_regularization_strength": -1.0},
+    ],
+)
 def test_ftrl_invalid_argument_raises_naming_it(kwargs):
-    (key, value), = kwargs.items()
+    ((key, value),) = kwargs.items()
     with pytest.raises(ValueError, match=f"Received: {key}={value}"):
         optimizers.Ftrl(**kwargs)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """tc.optimizers.get / build / get_learning_rate / set_learning_rate on every identifier kind."""
+
 import pytest
 import torch
 
@@ -57,8 +58,11 @@ def test_get_uninterpretable_identifier_raises_type_error(identifier):
         optimizers.get(identifier)
 
 
-@pytest.mark.parametrize("identifier", ["adam", optimizers.SGD(momentum=0.9), {"class_name": "Lion", "config": {}},
-                                        torch.optim.Adagrad], ids=["string", "spec", "dict", "torch_class"])
+@pytest.mark.parametrize(
+    "identifier",
+    ["adam", optimizers.SGD(momentum=0.9), {"class_name": "Lion", "config": {}}, torch.optim.Adagrad],
+    ids=["string", "spec", "dict", "torch_class"],
+)
 def test_build_returns_torch_optimizer_over_module_parameters(identifier):
     module = _module()
     optimizer = optimizers.build(identifier, module.parameters())
@@ -91,8 +95,11 @@ def test_build_torch_instance_over_wrong_parameters_raises(case):
         optimizers.build(torch.optim.SGD(params, lr=0.1), module.parameters())
 
 
-@pytest.mark.parametrize("optimizer_factory", [
-    lambda ps: optimizers.build("sgd", ps), lambda ps: torch.optim.Adam(ps, lr=0.3)], ids=["spec", "torch"])
+@pytest.mark.parametrize(
+    "optimizer_factory",
+    [lambda ps: optimizers.build("sgd", ps), lambda ps: torch.optim.Adam(ps, lr=0.3)],
+    ids=["spec", "torch"],
+)
 def test_learning_rate_get_and_set_on_any_torch_optimizer(optimizer_factory):
     module = _module()
     optimizer = optimizer_factory(module.parameters())
@@ -110,9 +117,14 @@ def test_learning_rate_set_on_tensor_rate_fills_in_place():
     assert optimizer.param_groups[0]["lr"] is rate and optimizers.get_learning_rate(optimizer) == 0.5
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"learning_rate": optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)},
-    {"lr_scheduler": lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1)}], ids=["schedule", "lr_scheduler"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"learning_rate": optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)},
+        {"lr_scheduler": lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1)},
+    ],
+    ids=["schedule", "lr_scheduler"],
+)
 def test_learning_rate_set_on_scheduled_optimizer_raises_type_error(kwargs):
     optimizer = optimizers.SGD(**kwargs).build(_module().parameters())
     with pytest.raises(TypeError, match="schedule.*not settable"):

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The spec base and its step hooks, for every id: shared Keras options, state_dict, configs."""
+
 import copy
 import functools
 import io
@@ -17,8 +18,10 @@ IDS = optimizers.ALL_OBJECTS.names()
 # that do not exclude each other share a run, so each id sees every option in three trajectories.
 COMMON_OPTIONS = {
     "weight_decay+clipnorm": ({"weight_decay": 0.05, "clipnorm": 0.5}, False),
-    "clipvalue+ema_overwrite": ({"clipvalue": 0.1, "use_ema": True, "ema_momentum": 0.9,
-                                 "ema_overwrite_frequency": 7}, False),
+    "clipvalue+ema_overwrite": (
+        {"clipvalue": 0.1, "use_ema": True, "ema_momentum": 0.9, "ema_overwrite_frequency": 7},
+        False,
+    ),
     "global_clipnorm+ema_finalize": ({"global_clipnorm": 0.5, "use_ema": True, "ema_momentum": 0.9}, True),
 }
 # float64, epsilon out of the way where only its placement differs (see test_builtin.py):
@@ -64,8 +67,12 @@ def _save_load(state_dict):
     return torch.load(buffer, weights_only=True)  # what model.save/tc.load_model will do
 
 
-STATEFUL = {"learning_rate": optimizers.schedules.ExponentialDecay(0.01, 10, 0.5), "weight_decay": 0.01,
-            "use_ema": True, "global_clipnorm": 1.0}
+STATEFUL = {
+    "learning_rate": optimizers.schedules.ExponentialDecay(0.01, 10, 0.5),
+    "weight_decay": 0.01,
+    "use_ema": True,
+    "global_clipnorm": 1.0,
+}
 
 
 @pytest.mark.parametrize("extra_kwargs", [{}, STATEFUL], ids=["plain", "schedule-decay-ema-clip"])
@@ -129,7 +136,8 @@ def test_optimizer_from_keras_config_builds(name):
     from tests.keras_oracle import keras
 
     keras_optimizer = getattr(keras.optimizers, trajectory.KERAS_CLASS[name])(
-        learning_rate=keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9), clipvalue=1.0)
+        learning_rate=keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9), clipvalue=1.0
+    )
     spec = optimizers.get({"class_name": trajectory.KERAS_CLASS[name], "config": keras_optimizer.get_config()})
     assert spec.clipvalue == 1.0 and spec.learning_rate(10) == pytest.approx(0.09)
 
@@ -177,14 +185,23 @@ def test_optimizer_step_pre_hook_clips_gradients_in_place():
     torch.testing.assert_close(p.detach(), torch.full((4,), -0.5))
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"clipnorm": 1.0, "clipvalue": 1.0}, ValueError, "Only one of `clipnorm`"),
-    ({"learning_rate": "fast"}, ValueError, "Received: learning_rate='fast'"),
-    ({"lr_scheduler": functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1),
-      "learning_rate": optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)}, ValueError, "not both"),
-    ({"lr_scheduler": "step"}, TypeError, "Received: lr_scheduler='step'"),
-    ({"use_ema": True, "ema_momentum": 2.0}, ValueError, "ema_momentum=2.0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"clipnorm": 1.0, "clipvalue": 1.0}, ValueError, "Only one of `clipnorm`"),
+        ({"learning_rate": "fast"}, ValueError, "Received: learning_rate='fast'"),
+        (
+            {
+                "lr_scheduler": functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1),
+                "learning_rate": optimizers.schedules.ExponentialDecay(0.1, 1, 0.5),
+            },
+            ValueError,
+            "not both",
+        ),
+        ({"lr_scheduler": "step"}, TypeError, "Received: lr_scheduler='step'"),
+        ({"use_ema": True, "ema_momentum": 2.0}, ValueError, "ema_momentum=2.0"),
+    ],
+)
 def test_optimizer_invalid_arguments_raise(kwargs, error, match):
     with pytest.raises(error, match=match):
         optimizers.Adam(**kwargs)

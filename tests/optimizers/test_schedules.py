@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Learning-rate schedules against Keras 3 at every step of 1000, for every schedule and option."""
+
 import numpy as np
 import pytest
 
@@ -11,24 +12,29 @@ CASES = [
     ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.5, "staircase": True}),
     ("PiecewiseConstantDecay", {"boundaries": [100, 500], "values": [1.0, 0.5, 0.1]}),
     ("PiecewiseConstantDecay", {"boundaries": [0], "values": [0.3, 0.2]}),
-    ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 300, "end_learning_rate": 0.001,
-                         "power": 2.0}),
+    ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 300, "end_learning_rate": 0.001, "power": 2.0}),
     ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 300, "power": 0.5, "cycle": True}),
     ("InverseTimeDecay", {"initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.5}),
     ("InverseTimeDecay", {"initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.5, "staircase": True}),
     ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 800}),
     ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 500, "alpha": 0.1}),
     ("CosineDecay", {"initial_learning_rate": 0.0, "decay_steps": 800, "warmup_target": 0.1, "warmup_steps": 100}),
-    ("CosineDecay", {"initial_learning_rate": 0.01, "decay_steps": 300, "alpha": 0.2, "warmup_target": 0.1,
-                     "warmup_steps": 50}),
+    (
+        "CosineDecay",
+        {"initial_learning_rate": 0.01, "decay_steps": 300, "alpha": 0.2, "warmup_target": 0.1, "warmup_steps": 50},
+    ),
     ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 100}),
-    ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 100, "t_mul": 1.0, "m_mul": 0.5,
-                             "alpha": 0.1}),
+    (
+        "CosineDecayRestarts",
+        {"initial_learning_rate": 0.1, "first_decay_steps": 100, "t_mul": 1.0, "m_mul": 0.5, "alpha": 0.1},
+    ),
     ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 60, "t_mul": 1.5, "m_mul": 0.9}),
     ("CosineDecayRestarts", {"initial_learning_rate": 0.1, "first_decay_steps": 10, "t_mul": 3.0, "alpha": 0.05}),
 ]
-IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kwargs.items() if k != 'initial_learning_rate')}"
-       for name, kwargs in CASES]
+IDS = [
+    f"{name}-{'-'.join(f'{k}={v}' for k, v in kwargs.items() if k != 'initial_learning_rate')}"
+    for name, kwargs in CASES
+]
 
 
 def _keras_values(keras, name, kwargs):
@@ -73,8 +79,10 @@ def test_schedule_config_round_trips(name, kwargs):
 def test_schedule_config_keys_equal_keras(name, kwargs):
     from tests.keras_oracle import keras
 
-    assert getattr(schedules, name)(**kwargs).get_config() == getattr(keras.optimizers.schedules, name)(
-        **kwargs).get_config()
+    assert (
+        getattr(schedules, name)(**kwargs).get_config()
+        == getattr(keras.optimizers.schedules, name)(**kwargs).get_config()
+    )
 
 
 def test_schedule_restarts_exactly_at_period_boundaries():
@@ -82,15 +90,18 @@ def test_schedule_restarts_exactly_at_period_boundaries():
     assert schedule(60) == pytest.approx(0.9) and schedule(150) == pytest.approx(0.81)
 
 
-@pytest.mark.parametrize("factory, match", [
-    (lambda: schedules.ExponentialDecay(0.1, 0, 0.5), "decay_steps=0"),
-    (lambda: schedules.PolynomialDecay(0.1, -1), "decay_steps=-1"),
-    (lambda: schedules.InverseTimeDecay(0.1, 0, 0.5), "decay_steps=0"),
-    (lambda: schedules.CosineDecay(0.1, 0), "decay_steps=0"),
-    (lambda: schedules.CosineDecayRestarts(0.1, 0), "first_decay_steps=0"),
-    (lambda: schedules.PiecewiseConstantDecay([1, 2], [0.1]), "1 less than"),
-    (lambda: schedules.deserialize({"class_name": "StepDecay", "config": {}}), "Unknown learning rate schedule"),
-])
+@pytest.mark.parametrize(
+    "factory, match",
+    [
+        (lambda: schedules.ExponentialDecay(0.1, 0, 0.5), "decay_steps=0"),
+        (lambda: schedules.PolynomialDecay(0.1, -1), "decay_steps=-1"),
+        (lambda: schedules.InverseTimeDecay(0.1, 0, 0.5), "decay_steps=0"),
+        (lambda: schedules.CosineDecay(0.1, 0), "decay_steps=0"),
+        (lambda: schedules.CosineDecayRestarts(0.1, 0), "first_decay_steps=0"),
+        (lambda: schedules.PiecewiseConstantDecay([1, 2], [0.1]), "1 less than"),
+        (lambda: schedules.deserialize({"class_name": "StepDecay", "config": {}}), "Unknown learning rate schedule"),
+    ],
+)
 def test_schedule_invalid_arguments_raise(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()

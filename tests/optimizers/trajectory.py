@@ -4,6 +4,7 @@
 A case is ``(id, kwargs)`` with Keras argument names; a ``learning_rate`` given as
 ``(schedule_name, schedule_kwargs)`` becomes the schedule class of each library.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,9 @@ STEPS = 50
 KERAS_CLASS = {name: type(optimizers.get(name)).__name__ for name in optimizers.ALL_OBJECTS.names()}
 
 
-def weights_and_grads(rng: np.random.Generator, steps: int = STEPS, dtype: str = "float64",
-                      shapes: list = SHAPES) -> tuple[list, list]:
+def weights_and_grads(
+    rng: np.random.Generator, steps: int = STEPS, dtype: str = "float64", shapes: list = SHAPES
+) -> tuple[list, list]:
     """Initial weights and a gradient sequence, one array per shape."""
     w0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
@@ -86,12 +88,14 @@ def rule_kwargs(name: str, kwargs: dict) -> dict:
     return {"epsilon": 1e-30, **kwargs} if name in EPSILON_PLACEMENT else dict(kwargs)
 
 
-def difference_from_keras(name: str, kwargs: dict, rng: np.random.Generator, finalize: bool = False,
-                          shapes: list = SHAPES) -> float:
+def difference_from_keras(
+    name: str, kwargs: dict, rng: np.random.Generator, finalize: bool = False, shapes: list = SHAPES
+) -> float:
     """Run 50 steps through both libraries in float64; the relative difference of the final weights."""
     w0, grads = weights_and_grads(rng, shapes=shapes)
-    return relative_difference(ours(name, kwargs, w0, grads, finalize), keras_final(name, kwargs, w0, grads, finalize),
-                               w0)
+    return relative_difference(
+        ours(name, kwargs, w0, grads, finalize), keras_final(name, kwargs, w0, grads, finalize), w0
+    )
 
 
 def assert_same_config(ours: dict, theirs: dict, keys: set) -> None:

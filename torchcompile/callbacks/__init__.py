@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Keras' callbacks: hooks into fit, evaluate and predict."""
+
 from torchcompile.callbacks.backup_and_restore import BackupAndRestore
 from torchcompile.callbacks.callback import Callback, CallbackList
 from torchcompile.callbacks.csv_logger import CSVLogger
@@ -13,6 +14,18 @@ from torchcompile.callbacks.progbar_logger import ProgbarLogger
 from torchcompile.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from torchcompile.callbacks.terminate_on_nan import TerminateOnNaN
 
-__all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "BackupAndRestore", "CSVLogger",
-           "EarlyStopping", "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback",
-           "ReduceLROnPlateau", "TerminateOnNaN"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "History",
+    "ProgbarLogger",
+    "BackupAndRestore",
+    "CSVLogger",
+    "EarlyStopping",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "MonitorCallback",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]

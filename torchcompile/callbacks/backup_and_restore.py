@@ -24,6 +24,7 @@ first batch is drawn and skips the steps already done. Exactness needs each epoc
 pass over re-iterable data (arrays, a Dataset or a DataLoader without ``steps_per_epoch``
 carrying an iterator across epochs); a one-shot generator restarts from its beginning.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,6 +37,7 @@ import torch
 from torchcompile import saving
 from torchcompile.callbacks.callback import Callback
 from torchcompile.callbacks.save_frequency import SaveFrequency
+from torchcompile.core import process
 from torchcompile.engine import distributed, loop
 
 BACKUP_FORMAT = "torchcompile.backup"
@@ -44,8 +46,11 @@ BACKUP_FORMAT = "torchcompile.backup"
 def rng_state() -> dict[str, Any]:
     """Every global RNG's state as tensors and plain data (a weights-only file holds it)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -79,8 +84,13 @@ class BackupAndRestore(Callback):
         >>> # model.fit(x, y, epochs=10, callbacks=[backup]); kill it; run it again: it resumes.
     """
 
-    def __init__(self, backup_dir: str | os.PathLike, save_freq: str | int = "epoch",
-                 double_checkpoint: bool = False, delete_checkpoint: bool = True):
+    def __init__(
+        self,
+        backup_dir: str | os.PathLike,
+        save_freq: str | int = "epoch",
+        double_checkpoint: bool = False,
+        delete_checkpoint: bool = True,
+    ):
         super().__init__()
         if not backup_dir:
             raise ValueError(f"Empty `backup_dir` argument passed. Received: backup_dir={backup_dir!r}")
@@ -126,8 +136,10 @@ class BackupAndRestore(Callback):
                     raise
                 continue  # the latest backup is unreadable: fall back to the previous one
             if not isinstance(data, dict) or data.get("format") != BACKUP_FORMAT:
-                raise ValueError(f"{path!r} is not a BackupAndRestore file; point `backup_dir` at a folder of its "
-                                 f"own. Received: backup_dir={self.backup_dir!r}")
+                raise ValueError(
+                    f"{path!r} is not a BackupAndRestore file; point `backup_dir` at a folder of its "
+                    f"own. Received: backup_dir={self.backup_dir!r}"
+                )
             return data
         return None
 
@@ -156,7 +168,7 @@ class BackupAndRestore(Callback):
     def _finish_skip(self, batch: Any, pending: dict) -> None:
         """After the last step done before the kill: the metric states and RNG state of that moment."""
         model = self.model
-        if pending["metrics"] is not None and distributed.is_rank_zero():  # global sums; the others start at 0
+        if pending["metrics"] is not None and process.is_rank_zero():  # global sums; the others start at 0
             built = all(part is None or part.built for part in (model._compiled_loss, model._compiled_metrics))
             if not built:
                 # The compiled metrics are made on the first batch; one forward in eval mode (no
@@ -198,17 +210,23 @@ class BackupAndRestore(Callback):
         metrics = None
         if step:
             metrics = [[m.name, [v.detach().clone() for v in getattr(m, "variables", [])]] for m in model.metrics]
-            if distributed.is_distributed():  # the backup holds the sums over every process
+            if process.is_distributed():  # the backup holds the sums over every process
                 distributed.all_reduce_sum([v for _, values in metrics for v in values])
-        if not distributed.is_rank_zero():
+        if not process.is_rank_zero():
             return  # several processes: rank 0 writes the backup; every process reads it on restart
-        data = {"format": BACKUP_FORMAT, "version": 1, "epoch": epoch, "step": step,
-                "weights": model.module.state_dict(),
-                "optimizer": model.optimizer.state_dict() if model.optimizer is not None else None,
-                "rng_epoch": self._rng_epoch if step else rng_state(), "rng_step": rng_state() if step else None,
-                "metrics": metrics,
-                "callbacks": [[type(cb).__name__, cb.state_dict()] for cb in self._stateful_callbacks()],
-                "own": self._frequency.state_dict()}
+        data = {
+            "format": BACKUP_FORMAT,
+            "version": 1,
+            "epoch": epoch,
+            "step": step,
+            "weights": model.module.state_dict(),
+            "optimizer": model.optimizer.state_dict() if model.optimizer is not None else None,
+            "rng_epoch": self._rng_epoch if step else rng_state(),
+            "rng_step": rng_state() if step else None,
+            "metrics": metrics,
+            "callbacks": [[type(cb).__name__, cb.state_dict()] for cb in self._stateful_callbacks()],
+            "own": self._frequency.state_dict(),
+        }
         if self.double_checkpoint and os.path.exists(self._path):
             with open(self._path, "rb") as f:
                 previous = f.read()
@@ -218,7 +236,7 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         if self.model is not None and getattr(self.model, "_resume_point", None) is self:
             self.model._resume_point = None
-        if not self.delete_checkpoint or not distributed.is_rank_zero():
+        if not self.delete_checkpoint or not process.is_rank_zero():
             return
         for path in (self._path, self._prev_path):
             if os.path.exists(path):

@@ -4,6 +4,7 @@
 Owns: hook names and order, `self.model`/`self.params`, adding History and the progress
 bar. Not: what any particular callback does (one module each).
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -34,14 +35,29 @@ class Callback:
     def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
 
-    def on_train_begin(self, logs=None): pass
-    def on_train_end(self, logs=None): pass
-    def on_epoch_begin(self, epoch, logs=None): pass
-    def on_epoch_end(self, epoch, logs=None): pass
-    def on_test_begin(self, logs=None): pass
-    def on_test_end(self, logs=None): pass
-    def on_predict_begin(self, logs=None): pass
-    def on_predict_end(self, logs=None): pass
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_test_begin(self, logs=None):
+        pass
+
+    def on_test_end(self, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
 
     def on_train_batch_begin(self, batch, logs=None):
         self.on_batch_begin(batch, logs=logs)
@@ -49,10 +65,17 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None):
         self.on_batch_end(batch, logs=logs)
 
-    def on_test_batch_begin(self, batch, logs=None): pass
-    def on_test_batch_end(self, batch, logs=None): pass
-    def on_predict_batch_begin(self, batch, logs=None): pass
-    def on_predict_batch_end(self, batch, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
+        pass
 
     def on_batch_begin(self, batch, logs=None):
         """Keras 2 alias of `on_train_batch_begin`."""
@@ -81,8 +104,14 @@ class CallbackList(Callback):
         **params: `verbose`, `epochs`, `steps`, given to every callback.
     """
 
-    def __init__(self, callbacks: Iterable[Callback] | None = None, add_history: bool = False,
-                 add_progbar: bool = False, model: Any = None, **params: Any):
+    def __init__(
+        self,
+        callbacks: Iterable[Callback] | None = None,
+        add_history: bool = False,
+        add_progbar: bool = False,
+        model: Any = None,
+        **params: Any,
+    ):
         super().__init__()
         from torchcompile.callbacks.history import History
         from torchcompile.callbacks.progbar_logger import ProgbarLogger
@@ -91,8 +120,10 @@ class CallbackList(Callback):
         self.callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
-                raise TypeError(f"Every callback must be a tc.callbacks.Callback; got {type(cb).__name__}. "
-                                f"Subclass tc.callbacks.Callback or use LambdaCallback. Received: callbacks={cb!r}")
+                raise TypeError(
+                    f"Every callback must be a tc.callbacks.Callback; got {type(cb).__name__}. "
+                    f"Subclass tc.callbacks.Callback or use LambdaCallback. Received: callbacks={cb!r}"
+                )
         self.history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
         if add_history and self.history is None:
             self.history = History()
@@ -126,17 +157,44 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
-    def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
-    def on_train_end(self, logs=None): self._call("on_train_end", logs)
-    def on_epoch_begin(self, epoch, logs=None): self._call("on_epoch_begin", epoch, logs)
-    def on_epoch_end(self, epoch, logs=None): self._call("on_epoch_end", epoch, logs)
-    def on_test_begin(self, logs=None): self._call("on_test_begin", logs)
-    def on_test_end(self, logs=None): self._call("on_test_end", logs)
-    def on_predict_begin(self, logs=None): self._call("on_predict_begin", logs)
-    def on_predict_end(self, logs=None): self._call("on_predict_end", logs)
-    def on_train_batch_begin(self, batch, logs=None): self._call("on_train_batch_begin", batch, logs)
-    def on_train_batch_end(self, batch, logs=None): self._call("on_train_batch_end", batch, logs)
-    def on_test_batch_begin(self, batch, logs=None): self._call("on_test_batch_begin", batch, logs)
-    def on_test_batch_end(self, batch, logs=None): self._call("on_test_batch_end", batch, logs)
-    def on_predict_batch_begin(self, batch, logs=None): self._call("on_predict_batch_begin", batch, logs)
-    def on_predict_batch_end(self, batch, logs=None): self._call("on_predict_batch_end", batch, logs)
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs)
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs)
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", batch, logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call("on_predict_batch_end", batch, logs)

@@ -6,6 +6,7 @@ not run yet), "NA" for missing values, `append`. Each epoch rewrites the whole f
 atomically (saving.atomic_write), so a killed process leaves the previous complete file;
 the rows are kept in memory, which is small next to anything else a training run holds.
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from torchcompile.callbacks.callback import Callback
-from torchcompile.engine import distributed
+from torchcompile.core import process
 from torchcompile.saving import atomic_write
 
 
@@ -44,7 +45,7 @@ class CSVLogger(Callback):
         self._text = ""
 
     def on_train_begin(self, logs=None):
-        if not distributed.is_rank_zero():
+        if not process.is_rank_zero():
             return  # several processes: rank 0 writes the file (the logs are the same everywhere)
         self._text = ""
         if self.append and os.path.exists(self.filename):
@@ -56,7 +57,7 @@ class CSVLogger(Callback):
             atomic_write(self.filename, lambda f: None)  # Keras truncates the file when training starts
 
     def on_epoch_end(self, epoch, logs=None):
-        if not distributed.is_rank_zero():
+        if not process.is_rank_zero():
             return
         logs = logs or {}
         if self.keys is None:

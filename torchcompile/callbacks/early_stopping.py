@@ -4,6 +4,7 @@
 Owns: patience counting, baseline, start_from_epoch and restoring the best weights. Not:
 deciding what "improving" means (monitor.py).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,9 +34,17 @@ class EarlyStopping(MonitorCallback):
         >>> # model.fit(x, y, epochs=100, callbacks=[stopper]) stops after 3 epochs without progress.
     """
 
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
-                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
-                 start_from_epoch: int = 0):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ):
         super().__init__(monitor, mode, min_delta=min_delta)
         self.patience = patience
         self.verbose = verbose
@@ -91,8 +100,13 @@ class EarlyStopping(MonitorCallback):
         weights = None
         if self.best_weights is not None:
             weights = [torch.as_tensor(w) for w in self.best_weights]
-        return {"best": self.best, "wait": self.wait, "stopped_epoch": self.stopped_epoch,
-                "best_epoch": self.best_epoch, "best_weights": weights}
+        return {
+            "best": self.best,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "best_epoch": self.best_epoch,
+            "best_weights": weights,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.wait = state["best"], state["wait"]

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """History: the per-epoch logs of one `fit`, returned by it (Keras semantics)."""
+
 from __future__ import annotations
 
 from torchcompile.callbacks.callback import Callback

@@ -4,15 +4,29 @@
 The hooks are methods of the class that call the given functions, so fit's check for
 "does any callback want batch hooks" (callback.py) sees them.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from torchcompile.callbacks.callback import Callback
 
-_HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin", "on_test_end",
-          "on_predict_begin", "on_predict_end", "on_train_batch_begin", "on_train_batch_end",
-          "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end")
+_HOOKS = (
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_predict_begin",
+    "on_predict_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+)
 
 
 class LambdaCallback(Callback):
@@ -30,14 +44,25 @@ class LambdaCallback(Callback):
         >>> print_epoch = LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, logs["loss"]))
     """
 
-    def __init__(self, on_epoch_begin: Callable | None = None, on_epoch_end: Callable | None = None,
-                 on_train_begin: Callable | None = None, on_train_end: Callable | None = None,
-                 on_train_batch_begin: Callable | None = None, on_train_batch_end: Callable | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        on_epoch_begin: Callable | None = None,
+        on_epoch_end: Callable | None = None,
+        on_train_begin: Callable | None = None,
+        on_train_end: Callable | None = None,
+        on_train_batch_begin: Callable | None = None,
+        on_train_batch_end: Callable | None = None,
+        **kwargs: Any,
+    ):
         super().__init__()
-        given = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end, "on_train_begin": on_train_begin,
-                 "on_train_end": on_train_end, "on_train_batch_begin": on_train_batch_begin,
-                 "on_train_batch_end": on_train_batch_end}
+        given = {
+            "on_epoch_begin": on_epoch_begin,
+            "on_epoch_end": on_epoch_end,
+            "on_train_begin": on_train_begin,
+            "on_train_end": on_train_end,
+            "on_train_batch_begin": on_train_batch_begin,
+            "on_train_batch_end": on_train_batch_end,
+        }
         given.update({k: kwargs.pop(k) for k in list(kwargs) if k in _HOOKS})
         for keras2, hook in (("on_batch_begin", "on_train_batch_begin"), ("on_batch_end", "on_train_batch_end")):
             if kwargs.get(keras2) is not None and given[hook] is None:
@@ -50,17 +75,44 @@ class LambdaCallback(Callback):
         if fn is not None:
             fn(*args)
 
-    def on_train_begin(self, logs=None): self._run("on_train_begin", logs)
-    def on_train_end(self, logs=None): self._run("on_train_end", logs)
-    def on_epoch_begin(self, epoch, logs=None): self._run("on_epoch_begin", epoch, logs)
-    def on_epoch_end(self, epoch, logs=None): self._run("on_epoch_end", epoch, logs)
-    def on_test_begin(self, logs=None): self._run("on_test_begin", logs)
-    def on_test_end(self, logs=None): self._run("on_test_end", logs)
-    def on_predict_begin(self, logs=None): self._run("on_predict_begin", logs)
-    def on_predict_end(self, logs=None): self._run("on_predict_end", logs)
-    def on_train_batch_begin(self, batch, logs=None): self._run("on_train_batch_begin", batch, logs)
-    def on_train_batch_end(self, batch, logs=None): self._run("on_train_batch_end", batch, logs)
-    def on_test_batch_begin(self, batch, logs=None): self._run("on_test_batch_begin", batch, logs)
-    def on_test_batch_end(self, batch, logs=None): self._run("on_test_batch_end", batch, logs)
-    def on_predict_batch_begin(self, batch, logs=None): self._run("on_predict_batch_begin", batch, logs)
-    def on_predict_batch_end(self, batch, logs=None): self._run("on_predict_batch_end", batch, logs)
+    def on_train_begin(self, logs=None):
+        self._run("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._run("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._run("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._run("on_epoch_end", epoch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._run("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._run("on_test_end", logs)
+
+    def on_predict_begin(self, logs=None):
+        self._run("on_predict_begin", logs)
+
+    def on_predict_end(self, logs=None):
+        self._run("on_predict_end", logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._run("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._run("on_train_batch_end", batch, logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._run("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._run("on_test_batch_end", batch, logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._run("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._run("on_predict_batch_end", batch, logs)

@@ -5,6 +5,7 @@ Owns: calling `schedule(epoch, lr)` (or Keras 2's `schedule(epoch)`), checking i
 float, and logging `learning_rate` in the epoch logs as Keras does. The rate lives in the
 torch optimizer's param_groups (`tc.optimizers.get_learning_rate` / `set_learning_rate`).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -40,8 +41,10 @@ class LearningRateScheduler(Callback):
         except TypeError:  # Keras 2's schedule(epoch)
             learning_rate = self.schedule(epoch)
         if not isinstance(learning_rate, (float, np.float32, np.float64)):
-            raise ValueError("The output of the `schedule` function should be a float. "
-                             f"Got: {learning_rate}. Return a Python float. Received: {learning_rate!r}")
+            raise ValueError(
+                "The output of the `schedule` function should be a float. "
+                f"Got: {learning_rate}. Return a Python float. Received: {learning_rate!r}"
+            )
         set_learning_rate(optimizer, float(learning_rate))
         if self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(learning_rate)}.")

@@ -6,6 +6,7 @@ save_best_only with a monitor, save_freq counting. Files are written atomically
 (saving.py), so a killed process leaves the previous file loadable. Batch logs are device
 tensors: they are read (a host sync) only on the batches where a save happens.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ from typing import Any, Mapping
 from torchcompile import saving
 from torchcompile.callbacks.monitor import MonitorCallback, to_float
 from torchcompile.callbacks.save_frequency import SaveFrequency
-from torchcompile.engine import distributed
+from torchcompile.core import process
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -39,9 +40,17 @@ class ModelCheckpoint(MonitorCallback):
         >>> checkpoint = ModelCheckpoint("best.pt", monitor="val_accuracy", save_best_only=True)
     """
 
-    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
-                 save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto",
-                 save_freq: str | int = "epoch", initial_value_threshold: float | None = None):
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        monitor: str = "val_loss",
+        verbose: int = 0,
+        save_best_only: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "auto",
+        save_freq: str | int = "epoch",
+        initial_value_threshold: float | None = None,
+    ):
         super().__init__(monitor, mode, initial_value_threshold)
         self._frequency = SaveFrequency(save_freq)
         self.verbose = verbose
@@ -79,14 +88,19 @@ class ModelCheckpoint(MonitorCallback):
             warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
             return True
         if current is None:
-            warnings.warn(f"Can save best model only when `monitor` is a scalar value. Received: {raw}. "
-                          "Falling back to `save_best_only=False`.", stacklevel=3)
+            warnings.warn(
+                f"Can save best model only when `monitor` is a scalar value. Received: {raw}. "
+                "Falling back to `save_best_only=False`.",
+                stacklevel=3,
+            )
             return True
         best_str = "None" if self.best is None else f"{self.best:.5f}"
         if self._is_improvement(current, self.best):
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, "
-                      f"saving model to {filepath}")
+                print(
+                    f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, "
+                    f"saving model to {filepath}"
+                )
             self.best = current
             return True
         if self.verbose > 0:
@@ -94,13 +108,15 @@ class ModelCheckpoint(MonitorCallback):
         return False
 
     def _save_model(self, epoch: int, batch: int | None, logs: Mapping[str, Any] | None) -> None:
-        if not distributed.is_rank_zero():
+        if not process.is_rank_zero():
             return  # several processes: rank 0 saves (and prints); the weights are the same everywhere
         logs = _numbers(logs)  # batch logs are device tensors: one host sync, on save steps only
         filepath = self._get_file_path(epoch, batch, logs)
         if os.path.isdir(filepath):
-            raise IsADirectoryError("Please specify a non-directory filepath for ModelCheckpoint. Filepath used "
-                                    f"is an existing directory. Received: filepath={filepath!r}")
+            raise IsADirectoryError(
+                "Please specify a non-directory filepath for ModelCheckpoint. Filepath used "
+                f"is an existing directory. Received: filepath={filepath!r}"
+            )
         if not self._should_save_model(epoch, logs, filepath):
             return
         if self.save_weights_only:
@@ -116,9 +132,11 @@ class ModelCheckpoint(MonitorCallback):
                 return self.filepath.format(epoch=epoch + 1, **logs)
             return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
         except KeyError as e:
-            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}. Use fields '
-                           f"that are in the logs ({sorted(logs)}), `epoch` or `batch`. "
-                           f"Received: filepath={self.filepath!r}") from e
+            raise KeyError(
+                f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}. Use fields '
+                f"that are in the logs ({sorted(logs)}), `epoch` or `batch`. "
+                f"Received: filepath={self.filepath!r}"
+            ) from e
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, **self._frequency.state_dict()}

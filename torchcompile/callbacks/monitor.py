@@ -5,6 +5,7 @@ ReduceLROnPlateau share (Keras' monitor_callback.py).
 Owns: `mode` ("auto" / "min" / "max") and how "auto" picks a direction, `min_delta`,
 `baseline`, and reading the monitored value from logs. Not: what to do on improvement.
 """
+
 from __future__ import annotations
 
 import operator
@@ -15,10 +16,14 @@ from typing import Any, Mapping
 from torchcompile.callbacks.callback import Callback
 
 # Keras 3 asks each metric for its direction; metrics without one fall back to these names.
-_HIGHER_IS_BETTER = re.compile(r"acc|auc|precision|recall|f1|fbeta|f_beta|iou|r2|cosine_similarity|"
-                               r"true_positives|true_negatives")
-_LOWER_IS_BETTER = re.compile(r"loss|error|mse|mae|mape|msle|hinge|crossentropy|divergence|kld|poisson|"
-                              r"logcosh|log_cosh|false_positives|false_negatives")
+_HIGHER_IS_BETTER = re.compile(
+    r"acc|auc|precision|recall|f1|fbeta|f_beta|iou|r2|cosine_similarity|"
+    r"true_positives|true_negatives"
+)
+_LOWER_IS_BETTER = re.compile(
+    r"loss|error|mse|mae|mape|msle|hinge|crossentropy|divergence|kld|poisson|"
+    r"logcosh|log_cosh|false_positives|false_negatives"
+)
 
 
 def to_float(value: Any) -> float | None:
@@ -46,8 +51,9 @@ class MonitorCallback(Callback):
         min_delta: the least change that counts as an improvement.
     """
 
-    def __init__(self, monitor: str = "val_loss", mode: str = "auto", baseline: float | None = None,
-                 min_delta: float = 0.0):
+    def __init__(
+        self, monitor: str = "val_loss", mode: str = "auto", baseline: float | None = None, min_delta: float = 0.0
+    ):
         super().__init__()
         if mode not in ("auto", "min", "max"):
             warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=3)
@@ -77,10 +83,12 @@ class MonitorCallback(Callback):
             return True
         if _LOWER_IS_BETTER.search(name):
             return False
-        raise ValueError(f"{type(self).__name__} callback received monitor={self.monitor}, but torchcompile isn't "
-                         "able to automatically determine whether that metric should be maximized or minimized. "
-                         "Pass `mode='max'` in order to monitor based on the highest metric value, or pass "
-                         f"`mode='min'` in order to use the lowest value. Received: monitor={self.monitor!r}")
+        raise ValueError(
+            f"{type(self).__name__} callback received monitor={self.monitor}, but torchcompile isn't "
+            "able to automatically determine whether that metric should be maximized or minimized. "
+            "Pass `mode='max'` in order to monitor based on the highest metric value, or pass "
+            f"`mode='min'` in order to use the lowest value. Received: monitor={self.monitor!r}"
+        )
 
     def _is_improvement(self, monitor_value: float, reference_value: float | None) -> bool:
         if reference_value is None:
@@ -94,8 +102,11 @@ class MonitorCallback(Callback):
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
-            warnings.warn(f"{what} conditioned on metric `{self.monitor}` which is not available. "
-                          f"Available metrics are: {','.join(list(logs.keys()))}", stacklevel=3)
+            warnings.warn(
+                f"{what} conditioned on metric `{self.monitor}` which is not available. "
+                f"Available metrics are: {','.join(list(logs.keys()))}",
+                stacklevel=3,
+            )
         return to_float(value)
 
     def state_dict(self) -> dict[str, Any]:

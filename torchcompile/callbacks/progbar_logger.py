@@ -5,6 +5,7 @@ Owns: the `Epoch i/N` header, the bar and its `loss: 0.1234 - accuracy: 0.9650` 
 verbose=2's one line per epoch. Batch logs are device tensors; they are read (a host sync)
 only when the refresh interval is up, never once per step.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,7 +15,7 @@ from typing import Any, Mapping
 from tqdm.auto import tqdm
 
 from torchcompile.callbacks.callback import Callback
-from torchcompile.engine import distributed
+from torchcompile.core import process
 
 REFRESH_SECONDS = 0.2
 
@@ -64,7 +65,7 @@ class ProgbarLogger(Callback):
     def set_params(self, params):
         super().set_params(params)
         verbose = params.get("verbose", 1)
-        self.verbose = (1 if verbose == "auto" else verbose) if distributed.is_rank_zero() else 0  # rank 0 prints
+        self.verbose = (1 if verbose == "auto" else verbose) if process.is_rank_zero() else 0  # rank 0 prints
         self.epochs = params.get("epochs", 1)
 
     def on_train_begin(self, logs=None):
@@ -106,9 +107,15 @@ class ProgbarLogger(Callback):
         self._seen = 0
         self._start = self._last_refresh = time.monotonic()
         if self.verbose == 1:
-            self._bar = tqdm(total=self.params.get("steps"), file=sys.stdout, leave=True, dynamic_ncols=True,
-                             bar_format="{n_fmt}/{total_fmt} {bar:20} {elapsed} {rate_inv_fmt}{desc}",
-                             unit="step", mininterval=REFRESH_SECONDS)
+            self._bar = tqdm(
+                total=self.params.get("steps"),
+                file=sys.stdout,
+                leave=True,
+                dynamic_ncols=True,
+                bar_format="{n_fmt}/{total_fmt} {bar:20} {elapsed} {rate_inv_fmt}{desc}",
+                unit="step",
+                mininterval=REFRESH_SECONDS,
+            )
 
     def _advance(self, logs: Mapping[str, Any] | None) -> None:
         self._seen += 1

@@ -5,6 +5,7 @@ Owns: patience, cooldown and min_lr (Keras' behaviour), and logging `learning_ra
 epoch logs. The rate is read and written through `tc.optimizers.get_learning_rate` /
 `set_learning_rate` (the torch optimizer's param_groups are the truth).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,18 @@ class ReduceLROnPlateau(MonitorCallback):
         >>> reduce_lr = ReduceLROnPlateau(monitor="val_loss", factor=0.2, patience=5, min_lr=0.001)
     """
 
-    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
-                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(monitor, mode, min_delta=min_delta)
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received: factor={factor}")

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Keras' ``save_freq``, shared by ModelCheckpoint and BackupAndRestore: "epoch", or every
 N batches counted across epochs (batch indices restart at 0 each epoch)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,8 +16,10 @@ class SaveFrequency:
 
     def __init__(self, save_freq: str | int):
         if save_freq != "epoch" and (not isinstance(save_freq, int) or isinstance(save_freq, bool) or save_freq < 1):
-            raise ValueError("Invalid value for argument `save_freq`: expected either 'epoch' or a positive "
-                             f"integer (a number of batches). Received: save_freq={save_freq!r}")
+            raise ValueError(
+                "Invalid value for argument `save_freq`: expected either 'epoch' or a positive "
+                f"integer (a number of batches). Received: save_freq={save_freq!r}"
+            )
         self.save_freq = save_freq
         self.reset()
 

@@ -10,6 +10,7 @@ batches and at the end of each epoch. Training then stops at most `check_freq - 
 late, and the message still names the batch that went bad. The batch loss in the logs is
 the epoch's running mean, so it stays non-finite from the first bad batch on.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,10 +77,15 @@ class TerminateOnNaN(Callback):
             self._terminate(first_bad, batch, float(loss) if loss is not None else float("nan"))
 
     def _terminate(self, bad_batch: int, seen_at: int | None, value: float) -> None:
-        late = "" if seen_at == bad_batch else (
-            " (noticed at the end of the epoch)" if seen_at is None else f" (noticed at batch {seen_at})")
+        late = (
+            ""
+            if seen_at == bad_batch
+            else (" (noticed at the end of the epoch)" if seen_at is None else f" (noticed at batch {seen_at})")
+        )
         if self.raise_error:
-            raise RuntimeError(f"NaN or Inf loss encountered at batch {bad_batch}{late}. Loss value: {value}. "
-                               "Terminating training immediately.")
+            raise RuntimeError(
+                f"NaN or Inf loss encountered at batch {bad_batch}{late}. Loss value: {value}. "
+                "Terminating training immediately."
+            )
         print(f"Batch {bad_batch}: Invalid loss, terminating training{late}")
         self.model.stop_training = True

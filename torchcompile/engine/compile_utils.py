@@ -6,6 +6,7 @@ and metrics to the outputs of multi-output modules, `loss_weights`, the names Hi
 uses, and the first-batch checks (logits fed to a probability loss, sparse labels out of
 range). Not: the loss or metric arithmetic (losses/, metrics/).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,11 +15,10 @@ import torch
 
 from torchcompile import losses as losses_module
 from torchcompile import metrics as metrics_module
-from torchcompile.engine.tree import flatten
+from torchcompile.core.tree import flatten
 from torchcompile.losses import checks
 
-
-ACCURACY_IDS = ("accuracy", "acc")          # resolved from shapes, as Keras' compile_utils does
+ACCURACY_IDS = ("accuracy", "acc")  # resolved from shapes, as Keras' compile_utils does
 CROSSENTROPY_IDS = ("crossentropy", "ce")
 
 
@@ -42,8 +42,13 @@ def is_binary_or_sparse_categorical(y_true: torch.Tensor, y_pred: torch.Tensor) 
 def get_loss(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any:
     if isinstance(identifier, str) and identifier.lower() in CROSSENTROPY_IDS:
         is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
-        name = ("binary_crossentropy" if is_binary else
-                "sparse_categorical_crossentropy" if is_sparse else "categorical_crossentropy")
+        name = (
+            "binary_crossentropy"
+            if is_binary
+            else "sparse_categorical_crossentropy"
+            if is_sparse
+            else "categorical_crossentropy"
+        )
         loss = losses_module.get(name)
         loss.name = identifier
         return loss
@@ -53,14 +58,23 @@ def get_loss(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any
 def get_metric(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> Any:
     if isinstance(identifier, str) and identifier.lower() in ACCURACY_IDS:
         is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
-        cls = (metrics_module.BinaryAccuracy if is_binary else
-               metrics_module.SparseCategoricalAccuracy if is_sparse else metrics_module.CategoricalAccuracy)
+        cls = (
+            metrics_module.BinaryAccuracy
+            if is_binary
+            else metrics_module.SparseCategoricalAccuracy
+            if is_sparse
+            else metrics_module.CategoricalAccuracy
+        )
         return cls(name=identifier)
     if isinstance(identifier, str) and identifier.lower() in CROSSENTROPY_IDS:
         is_binary, is_sparse = is_binary_or_sparse_categorical(y_true, y_pred)
-        cls = (metrics_module.BinaryCrossentropy if is_binary else
-               metrics_module.SparseCategoricalCrossentropy if is_sparse else
-               metrics_module.CategoricalCrossentropy)
+        cls = (
+            metrics_module.BinaryCrossentropy
+            if is_binary
+            else metrics_module.SparseCategoricalCrossentropy
+            if is_sparse
+            else metrics_module.CategoricalCrossentropy
+        )
         return cls(name=identifier)
     metric = metrics_module.get(identifier)
     if isinstance(identifier, str):
@@ -84,16 +98,23 @@ def split_outputs(name: str, value: Any, names: list[str] | None) -> list[Any]:
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(names))
         if unknown:
-            raise ValueError(f"`{name}` names outputs {unknown} that the module does not return; its outputs "
-                             f"are {names}. Received: {name} keys={sorted(value)}")
+            raise ValueError(
+                f"`{name}` names outputs {unknown} that the module does not return; its outputs "
+                f"are {names}. Received: {name} keys={sorted(value)}"
+            )
         return [value.get(n) for n in names]
-    if isinstance(value, (list, tuple)) and len(value) == len(names) and (
-            name != "metrics" or all(isinstance(v, (list, tuple, type(None))) for v in value)):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == len(names)
+        and (name != "metrics" or all(isinstance(v, (list, tuple, type(None))) for v in value))
+    ):
         return list(value)
     if isinstance(value, (list, tuple)) and name in ("loss", "loss_weights"):
-        raise ValueError(f"`{name}` has {len(value)} entries but the module returns {len(names)} outputs "
-                         f"{names}. Give one per output, or a dict keyed by output name. "
-                         f"Received: {name}={value!r}")
+        raise ValueError(
+            f"`{name}` has {len(value)} entries but the module returns {len(names)} outputs "
+            f"{names}. Give one per output, or a dict keyed by output name. "
+            f"Received: {name}={value!r}"
+        )
     return [value] * len(names)
 
 
@@ -104,12 +125,16 @@ def flatten_targets(name: str, value: Any, names: list[str] | None) -> list[Any]
     if isinstance(value, dict):
         missing = [n for n in names if n not in value]
         if missing and name == "y":
-            raise ValueError(f"Targets are missing for outputs {missing}; y must have one entry per output "
-                             f"{names}. Received: y keys={sorted(value)}")
+            raise ValueError(
+                f"Targets are missing for outputs {missing}; y must have one entry per output "
+                f"{names}. Received: y keys={sorted(value)}"
+            )
         return [value.get(n) for n in names]
     if len(value) != len(names):
-        raise ValueError(f"The module returns {len(names)} outputs {names} but `{name}` has {len(value)} "
-                         f"entries; give one per output. Received: len({name})={len(value)}")
+        raise ValueError(
+            f"The module returns {len(names)} outputs {names} but `{name}` has {len(value)} "
+            f"entries; give one per output. Received: len({name})={len(value)}"
+        )
     return list(value)
 
 
@@ -130,8 +155,10 @@ class CompiledLoss:
         trues = flatten_targets("y", y_true, self.names)
         losses = split_outputs("loss", self.loss, self.names)
         weights = split_outputs("loss_weights", self.loss_weights, self.names)
-        self.entries = [(None if spec is None else get_loss(spec, y_t, y_p), 1.0 if w is None else float(w))
-                        for spec, w, y_t, y_p in zip(losses, weights, trues, preds)]
+        self.entries = [
+            (None if spec is None else get_loss(spec, y_t, y_p), 1.0 if w is None else float(w))
+            for spec, w, y_t, y_p in zip(losses, weights, trues, preds)
+        ]
         self.num_classes = [_num_classes(loss, y_p) for (loss, _), y_p in zip(self.entries, preds)]
         self.built = True
 
@@ -170,8 +197,9 @@ class CompiledLoss:
             weighted = value if weight == 1.0 else weight * value  # no kernel for the usual weight 1
             total = weighted if total is None else total + weighted
         if total is None:
-            raise ValueError("No output has a loss: give `loss` for at least one output in compile(). "
-                             f"Received: loss={self.loss!r}")
+            raise ValueError(
+                f"No output has a loss: give `loss` for at least one output in compile(). Received: loss={self.loss!r}"
+            )
         return total, per_output
 
 

@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Device choice and batch transfer. Owns: "auto", pinned non-blocking copies."""
+
 from __future__ import annotations
 
 from typing import Any
 
 import torch
 
-from torchcompile.engine.tree import map_structure
+from torchcompile.core.tree import map_structure
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -16,15 +17,20 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"Unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'. "
-                         f"Received: device={device!r}") from error
+        raise ValueError(
+            f"Unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'. Received: device={device!r}"
+        ) from error
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("CUDA was requested but torch sees no CUDA device (no GPU, or a CPU build of "
-                             f"torch). Use device='auto' or 'cpu'. Received: device={device!r}")
+            raise ValueError(
+                "CUDA was requested but torch sees no CUDA device (no GPU, or a CPU build of "
+                f"torch). Use device='auto' or 'cpu'. Received: device={device!r}"
+            )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"There are {torch.cuda.device_count()} CUDA devices; index {resolved.index} "
-                             f"does not exist. Received: device={device!r}")
+            raise ValueError(
+                f"There are {torch.cuda.device_count()} CUDA devices; index {resolved.index} "
+                f"does not exist. Received: device={device!r}"
+            )
     return resolved
 
 

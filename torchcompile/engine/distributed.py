@@ -7,7 +7,7 @@ and gloo on the CPU), each process's device (``cuda:LOCAL_RANK``), wrapping the 
 ``DistributedDataParallel`` (kept apart from ``model.module``), Keras' meaning of
 ``batch_size`` (the global batch, split evenly across processes), which samples each process
 takes (``Sharding``), summing metric states across processes at the end of an epoch,
-``is_rank_zero`` for printing and writing, and gathering predictions in order.
+and gathering predictions in order.
 Not: batching (data_adapters.py) or the loop (loop.py); they call in here.
 
 Sync points: none per step beyond DDP's gradient all-reduce. Per pass over shuffled data,
@@ -20,6 +20,7 @@ buckets, R2's sums), so summing the states gives the global metric exactly. A cu
 additive state. A torchmetrics metric (``ForeignMetric``) is synced by torchmetrics itself,
 once per epoch.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -36,34 +37,24 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from torchcompile.core.process import is_distributed
+from torchcompile.core.tree import join_structures
 from torchcompile.engine.data_adapters import DEFAULT_BATCH_SIZE, accepts_batch_size
-
 
 EXIT_BARRIER_SECONDS = 30  # how long a process waits at exit for its peers before tearing down
 
 # Buffers are synced once per epoch (broadcast_buffers), not at every forward; newer torch
 # renamed the argument.
-_NO_FORWARD_BUFFER_SYNC = ({"forward_sync_buffers": False}
-                           if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-                           else {"broadcast_buffers": False})
+_NO_FORWARD_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    else {"broadcast_buffers": False}
+)
+
+CPU = torch.device("cpu")
 
 
 # ---------------------------------------------------------------- process group and device
-def is_distributed() -> bool:
-    """Whether an initialised process group has more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def is_rank_zero() -> bool:
-    """Whether this process prints and writes files: rank 0, or the only process.
-
-    Before the process group exists, torchrun's ``RANK`` variable answers.
-    """
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank() == 0
-    return os.environ.get("RANK", "0") == "0"
-
-
 def setup(device: torch.device) -> torch.device:
     """Join the process group when there is one to join, and return this process's device.
 
@@ -89,12 +80,17 @@ def setup(device: torch.device) -> torch.device:
 def _init_process_group(device: torch.device, world_size: int) -> None:
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing or not dist.is_available():
-        raise RuntimeError(f"WORLD_SIZE={world_size} asks for {world_size} processes, but "
-                           + (f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
-                              if missing else "this build of torch has no torch.distributed")
-                           + ". Launch the script with `torchrun --nproc_per_node=N script.py`, which sets "
-                           "them, or call torch.distributed.init_process_group() before creating the model. "
-                           f"Received: WORLD_SIZE={world_size}")
+        raise RuntimeError(
+            f"WORLD_SIZE={world_size} asks for {world_size} processes, but "
+            + (
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+                if missing
+                else "this build of torch has no torch.distributed"
+            )
+            + ". Launch the script with `torchrun --nproc_per_node=N script.py`, which sets "
+            "them, or call torch.distributed.init_process_group() before creating the model. "
+            f"Received: WORLD_SIZE={world_size}"
+        )
     # env:// reads MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE.
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     atexit.register(_destroy_process_group)
@@ -140,10 +136,13 @@ def check_batch_size(batch_size: Any, world_size: int, default: bool = False) ->
         return  # data_adapters refuses it with its own message
     if batch_size % world_size:
         lower = max(world_size, batch_size - batch_size % world_size)
-        raise ValueError(f"`batch_size` is the global batch (Keras' meaning), split evenly across the "
-                         f"{world_size} processes, so it must be a multiple of {world_size}; pass "
-                         f"batch_size={lower} or {lower + world_size}. Received: batch_size={batch_size}"
-                         + (" (the default)" if default else "") + f", world_size={world_size}")
+        raise ValueError(
+            f"`batch_size` is the global batch (Keras' meaning), split evenly across the "
+            f"{world_size} processes, so it must be a multiple of {world_size}; pass "
+            f"batch_size={lower} or {lower + world_size}. Received: batch_size={batch_size}"
+            + (" (the default)" if default else "")
+            + f", world_size={world_size}"
+        )
 
 
 def sharding_for(x: Any, batch_size: int | None, steps: int | None, training: bool) -> Sharding | None:
@@ -159,10 +158,12 @@ def sharding_for(x: Any, batch_size: int | None, steps: int | None, training: bo
         default = batch_size is None and steps is None
         check_batch_size(DEFAULT_BATCH_SIZE if default else batch_size, world_size, default=default)
     elif isinstance(x, DataLoader) and not _has_distributed_sampler(x):
-        warnings.warn(f"Under {world_size} processes this DataLoader has no DistributedSampler, so every "
-                      "process reads all of its batches. Pass the Dataset itself (fit shards it and splits "
-                      "batch_size), or build the DataLoader with sampler=DistributedSampler(dataset).",
-                      stacklevel=4)
+        warnings.warn(
+            f"Under {world_size} processes this DataLoader has no DistributedSampler, so every "
+            "process reads all of its batches. Pass the Dataset itself (fit shards it and splits "
+            "batch_size), or build the DataLoader with sampler=DistributedSampler(dataset).",
+            stacklevel=4,
+        )
     return Sharding(dist.get_rank(), world_size, training)
 
 
@@ -172,15 +173,16 @@ def _has_distributed_sampler(loader: DataLoader) -> bool:
     return any(isinstance(s, (DistributedSampler, _BatchSampler)) for s in samplers)
 
 
-def shard_batch(order: torch.Tensor, start: int, batch_size: int, rank: int, world_size: int,
-                pad: bool) -> torch.Tensor:
+def shard_batch(
+    order: torch.Tensor, start: int, batch_size: int, rank: int, world_size: int, pad: bool
+) -> torch.Tensor:
     """Process ``rank``'s share of the global batch ``order[start:start + batch_size]``.
 
     Every ``world_size``-th sample from ``rank`` on. With ``pad``, a batch that does not
     split evenly is first topped up with the first samples of ``order``, as
     ``DistributedSampler`` pads an epoch, so every process gets the same number of samples.
     """
-    batch = order[start:start + batch_size]
+    batch = order[start : start + batch_size]
     short = -len(batch) % world_size
     if pad and short:
         batch = torch.cat([batch, order.repeat(math.ceil(short / len(order)))[:short]])
@@ -201,7 +203,7 @@ def shared_seed() -> int:
     Drawing from the RNG (not from a counter) keeps ``torch.manual_seed`` in charge of the
     order, and lets BackupAndRestore replay a pass by restoring the RNG state.
     """
-    seed = torch.randint(0, 2 ** 62, (1,))
+    seed = torch.randint(0, 2**62, (1,))
     if is_distributed():
         seed = seed.to(_comm_device())
         dist.broadcast(seed, src=0)
@@ -235,15 +237,18 @@ class Sharding:
         self.rank, self.world_size, self.training = rank, world_size, training
         self.indices: list[torch.Tensor] = []
 
-    def batches(self, num_samples: int, batch_size: int, shuffle: bool,
-                device: torch.device = torch.device("cpu")) -> Iterator[torch.Tensor]:
+    def batches(
+        self, num_samples: int, batch_size: int, shuffle: bool, device: torch.device = CPU
+    ) -> Iterator[torch.Tensor]:
         """This process's index tensor (on ``device``) for each global batch of one pass."""
         check_batch_size(batch_size, self.world_size)  # also one derived from `steps`
         if not self.training and num_samples < self.world_size:
-            raise ValueError(f"Evaluating or predicting on {num_samples} samples under {self.world_size} "
-                             "processes leaves a process without data; pass at least one sample per process, "
-                             f"or run it in one process. Received: {num_samples} samples, "
-                             f"world_size={self.world_size}")
+            raise ValueError(
+                f"Evaluating or predicting on {num_samples} samples under {self.world_size} "
+                "processes leaves a process without data; pass at least one sample per process, "
+                f"or run it in one process. Received: {num_samples} samples, "
+                f"world_size={self.world_size}"
+            )
         order = epoch_order(num_samples, shuffle)
         on_device = order.to(device)  # one copy per pass; the batches are views of it
         self.indices = []
@@ -327,7 +332,7 @@ def all_reduce_sum(tensors: list[torch.Tensor], extra: torch.Tensor | None = Non
 def _unflatten(flat: torch.Tensor, tensors: list[torch.Tensor]) -> None:
     offset = 0
     for t in tensors:
-        t.copy_(flat[offset:offset + t.numel()].view(t.shape))
+        t.copy_(flat[offset : offset + t.numel()].view(t.shape))
         offset += t.numel()
 
 
@@ -371,10 +376,8 @@ def assemble(parts: list[tuple[np.ndarray, Any]]) -> Any:
 
 
 def _merge(parts: list, order: np.ndarray) -> Any:
-    first = parts[0]
-    if isinstance(first, dict):
-        return {k: _merge([p[k] for p in parts], order) for k in first}
-    if isinstance(first, (tuple, list)):
-        return type(first)(_merge([p[i] for p in parts], order) for i in range(len(first)))
-    joined = np.concatenate(parts)
-    return joined[order] if len(joined) == len(order) else joined  # not one row per sample: as gathered
+    def join(leaves: list) -> Any:
+        joined = np.concatenate(leaves)
+        return joined[order] if len(joined) == len(order) else joined  # not one row per sample: as gathered
+
+    return join_structures(parts, join)

@@ -2,6 +2,7 @@
 """Steps within an epoch. Owns: `steps_per_epoch`, carrying an iterator across epochs,
 Keras' "ran out of data" warning, and refusing a generator that cannot last the run.
 Not: making batches (data_adapters.py)."""
+
 from __future__ import annotations
 
 import warnings
@@ -26,10 +27,12 @@ class EpochIterator:
     """
 
     def __init__(self, adapter: Any, steps_per_epoch: int | None = None, carry_over: bool = True):
-        if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int)
-                                            or isinstance(steps_per_epoch, bool) or steps_per_epoch < 1):
-            raise ValueError("`steps` / `steps_per_epoch` must be a positive integer or None. "
-                             f"Received: {steps_per_epoch!r}")
+        if steps_per_epoch is not None and (
+            not isinstance(steps_per_epoch, int) or isinstance(steps_per_epoch, bool) or steps_per_epoch < 1
+        ):
+            raise ValueError(
+                f"`steps` / `steps_per_epoch` must be a positive integer or None. Received: {steps_per_epoch!r}"
+            )
         self.adapter = adapter
         self.steps_per_epoch = steps_per_epoch
         self.carry_over = carry_over
@@ -48,13 +51,15 @@ class EpochIterator:
     def check_passes(self, passes: int, steps_argument: str, source: str = "x") -> None:
         """Refuse, before any work, a generator without steps that would be read ``passes`` times."""
         if passes > 1 and self.steps_per_epoch is None and self.one_shot:
-            raise ValueError(f"`{source}` is a generator, which can be read only once, but this run reads it "
-                             f"{passes} times (once per epoch), so every pass after the first would get no "
-                             f"data. Pass `{steps_argument}` with a generator that yields enough batches "
-                             "(an endless one), or data that can be read again (a Dataset, a DataLoader, "
-                             "or an object whose __iter__ starts a new generator). "
-                             f"Received: {steps_argument}=None, "
-                             f"{source} of type {type(self.adapter.data).__name__}")
+            raise ValueError(
+                f"`{source}` is a generator, which can be read only once, but this run reads it "
+                f"{passes} times (once per epoch), so every pass after the first would get no "
+                f"data. Pass `{steps_argument}` with a generator that yields enough batches "
+                "(an endless one), or data that can be read again (a Dataset, a DataLoader, "
+                "or an object whose __iter__ starts a new generator). "
+                f"Received: {steps_argument}=None, "
+                f"{source} of type {type(self.adapter.data).__name__}"
+            )
 
     def enumerate_epoch(self) -> Iterator[tuple[int, Any]]:
         if self.steps_per_epoch is None:
@@ -91,5 +96,8 @@ class EpochIterator:
 
     def _warn_out_of_data(self, stop: bool) -> None:
         self.ran_out_of_data = self.ran_out_of_data or stop
-        warnings.warn("Your input ran out of data; interrupting training. Make sure that your dataset or "
-                      "generator can generate at least `steps_per_epoch * epochs` batches.", stacklevel=4)
+        warnings.warn(
+            "Your input ran out of data; interrupting training. Make sure that your dataset or "
+            "generator can generate at least `steps_per_epoch * epochs` batches.",
+            stacklevel=4,
+        )

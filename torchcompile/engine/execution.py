@@ -16,6 +16,7 @@ several processes (DDP). A changed learning rate (ReduceLROnPlateau) re-captures
 batches differ in shape from the captured ones (the last, smaller batch) run eagerly. Sync
 points: none per group.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -23,13 +24,14 @@ from typing import Any, Callable
 
 import torch
 
-from torchcompile.engine.tree import flatten, map_structure
+from torchcompile.core.tree import flatten, map_structure
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture, as torch's CUDA graph docs advise
 
 
-def step_function(model: Any, step: Callable[[tuple], Any], graphs: bool,
-                  custom_train_step: bool) -> Callable[[tuple], Any]:
+def step_function(
+    model: Any, step: Callable[[tuple], Any], graphs: bool, custom_train_step: bool
+) -> Callable[[tuple], Any]:
     """``step`` through torch.compile when ``model.jit_compile``; with ``graphs``, carrying a
     ``run_group`` that runs a group of training steps as one CUDA graph (engine/loop.py)."""
     run = compiled_step(model, step) if model.jit_compile else _EagerStep(step)
@@ -72,6 +74,7 @@ def compiled_step(model: Any, step: Callable[[tuple], Any]) -> Callable[[tuple],
             return step(data)
         state["verified"] = True
         return result
+
     return run
 
 
@@ -86,10 +89,13 @@ def _fall_back(model: Any, snapshot: list | None, error: Exception, state: dict)
             target.copy_(saved)
     if model.optimizer is not None:
         model.optimizer.zero_grad(set_to_none=True)
-    warnings.warn(f"jit_compile=True: torch.compile could not compile {type(model.module).__name__}'s step, so "
-                  "it runs eagerly (same results, without the speed-up). Pass jit_compile=False to silence this. "
-                  f"Received: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
-                  RuntimeWarning, stacklevel=4)
+    warnings.warn(
+        f"jit_compile=True: torch.compile could not compile {type(model.module).__name__}'s step, so "
+        "it runs eagerly (same results, without the speed-up). Pass jit_compile=False to silence this. "
+        f"Received: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _states(metric: Any) -> list[torch.Tensor]:
@@ -109,12 +115,18 @@ def capture_blocker(model: Any, custom_train_step: bool) -> str | None:
         (custom_train_step, "train_step is overridden, and its Python-side effects would not replay"),
         (model.jit_compile, "jit_compile=True already compiles the step (use one or the other)"),
         (precision is not None and precision.scaler is not None, "float16 loss scaling decides on the host"),
-        (not (type(optimizer) is torch.optim.SGD or "capturable" in optimizer.defaults),
-         f"{type(optimizer).__name__} has no capturable mode"),
-        (hooks is not None and (hooks.scheduled or hooks.ema_momentum is not None),
-         "the optimizer's learning-rate schedule or EMA is Python-side state"),
-        (any(isinstance(m, ForeignMetric) or not isinstance(m, Metric) for m in model.metrics),
-         "a metric is not a tc metric"),
+        (
+            not (type(optimizer) is torch.optim.SGD or "capturable" in optimizer.defaults),
+            f"{type(optimizer).__name__} has no capturable mode",
+        ),
+        (
+            hooks is not None and (hooks.scheduled or hooks.ema_momentum is not None),
+            "the optimizer's learning-rate schedule or EMA is Python-side state",
+        ),
+        (
+            any(isinstance(m, ForeignMetric) or not isinstance(m, Metric) for m in model.metrics),
+            "a metric is not a tc metric",
+        ),
         (getattr(model, "_ddp", None) is not None, "several processes: DDP all-reduces gradients from Python hooks"),
     ]
     return next((why for blocked, why in reasons if blocked), None)
@@ -147,9 +159,12 @@ class CudaGraphGroups:
             why = capture_blocker(self.model, self.custom_train_step)
             if why is not None:
                 self.failed = True
-                warnings.warn(f"cuda_graph=True: the train steps run eagerly, because {why}. "
-                              f"Received: cuda_graph=True, steps_per_execution={self.size}",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"cuda_graph=True: the train steps run eagerly, because {why}. "
+                    f"Received: cuda_graph=True, steps_per_execution={self.size}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 return [self.step(b) for b in batches]
         if self.graph is not None:
             if not self._fits(batches):  # e.g. a smaller last batch: eager, keep the graph
@@ -167,8 +182,12 @@ class CudaGraphGroups:
             self._capture(batches)
         except Exception as error:  # noqa: BLE001 - any capture failure means: run eagerly
             self.failed, self.graph = True, None
-            warnings.warn("cuda_graph=True: capturing the train step as a CUDA graph failed, so steps run eagerly. "
-                          f"Received: {type(error).__name__}: {error}", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                "cuda_graph=True: capturing the train step as a CUDA graph failed, so steps run eagerly. "
+                f"Received: {type(error).__name__}: {error}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             self.model.optimizer.zero_grad(set_to_none=True)
             return [self.step(b) for b in batches]
         return self._replay()  # capture records without running: this runs the group
@@ -210,13 +229,15 @@ class CudaGraphGroups:
                 return False
             for s, b in zip(static, new):
                 if isinstance(s, torch.Tensor) != isinstance(b, torch.Tensor) or (
-                        isinstance(s, torch.Tensor) and (s.shape != b.shape or s.dtype != b.dtype)):
+                    isinstance(s, torch.Tensor) and (s.shape != b.shape or s.dtype != b.dtype)
+                ):
                     return False
         return True
 
     def _current_lrs(self) -> list:
-        return [g["lr"] if not isinstance(g["lr"], torch.Tensor) else id(g["lr"])
-                for g in self.model.optimizer.param_groups]
+        return [
+            g["lr"] if not isinstance(g["lr"], torch.Tensor) else id(g["lr"]) for g in self.model.optimizer.param_groups
+        ]
 
 
 def _make_capturable(optimizer: torch.optim.Optimizer) -> None:

@@ -10,6 +10,7 @@ test_step / predict_step) or how a group executes (engine/execution.py).
 Sync points: none per step. ``pythonify_logs`` is the one read per epoch; a callback that
 reads its batch logs as numbers pays for that read itself.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -18,7 +19,9 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from torchcompile.core.tree import join_structures
 from torchcompile.engine import distributed
+
 
 class LazyLogs(Mapping):
     """Batch logs: running metric values as 0-d device tensors, computed on first read.
@@ -47,8 +50,7 @@ class LazyLogs(Mapping):
         return len(self._values) if self._values is not None else len(self._metrics())
 
 
-def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
-              step_fn: Callable[..., Any]) -> list:
+def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any, step_fn: Callable[..., Any]) -> list:
     """Run one pass over ``epoch_iterator`` and return what predict steps produced.
 
     Args:
@@ -93,9 +95,12 @@ def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any,
 def _batches_ready(model: Any, adapter: Any) -> bool:
     """Whether batches come already on the model's device, with nothing for ``prepare_batch`` to do
     (arrays sliced on the device, and no per-batch label check)."""
-    return (getattr(adapter, "on_device", False) and getattr(adapter, "device", None) == model.device
-            and not getattr(model, "_check_labels_per_batch", False)
-            and getattr(type(model).prepare_batch, "__qualname__", "") == "Model.prepare_batch")
+    return (
+        getattr(adapter, "on_device", False)
+        and getattr(adapter, "device", None) == model.device
+        and not getattr(model, "_check_labels_per_batch", False)
+        and getattr(type(model).prepare_batch, "__qualname__", "") == "Model.prepare_batch"
+    )
 
 
 def _identity(batch: Any, mode: str) -> Any:
@@ -148,10 +153,9 @@ def mode(module: torch.nn.Module, training: bool) -> Iterator[None]:
 
 def concatenate_outputs(outputs: list) -> Any:
     """Per-batch outputs → the same structure of NumPy arrays, batches concatenated."""
-    first = outputs[0]
-    if isinstance(first, dict):
-        return {k: concatenate_outputs([o[k] for o in outputs]) for k in first}
-    if isinstance(first, (tuple, list)):
-        return type(first)(concatenate_outputs([o[i] for o in outputs]) for i in range(len(first)))
-    joined = torch.cat([o.detach().reshape(o.shape if o.dim() else (1,)) for o in outputs])
+    return join_structures(outputs, _concatenate_batches)
+
+
+def _concatenate_batches(batches: list) -> Any:
+    joined = torch.cat([o.detach().reshape(o.shape if o.dim() else (1,)) for o in batches])
     return joined.cpu().numpy() if joined.dtype != torch.bfloat16 else joined.float().cpu().numpy()

@@ -5,6 +5,7 @@ A tuple or list is passed as positional inputs, a dict as keyword inputs when th
 takes those names (as one dict when it takes a single input and none of those names), and
 anything else as the single input.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -50,8 +51,10 @@ def takes_keywords(module: nn.Module, x: dict) -> bool:
     if len(unknown) == len(x) and one_input:
         return False
     signature = ", ".join(str(p) for p in parameters)
-    raise ValueError(f"The input dict has keys {unknown} that match no argument of "
-                     f"{type(module).__name__}.forward({signature}). A dict input is passed as keyword "
-                     "arguments when every key names a forward argument, or as one dict when no key does "
-                     "and forward takes a single input. Rename the keys to forward's arguments. "
-                     f"Received: x keys={list(x)}")
+    raise ValueError(
+        f"The input dict has keys {unknown} that match no argument of "
+        f"{type(module).__name__}.forward({signature}). A dict input is passed as keyword "
+        "arguments when every key names a forward argument, or as one dict when no key does "
+        "and forward takes a single input. Rename the keys to forward's arguments. "
+        f"Received: x keys={list(x)}"
+    )

@@ -5,6 +5,7 @@
 ``nn`` loss modules. Ids match Keras' spelling exactly. ``"crossentropy"``/``"ce"`` depend on
 shapes and are resolved by the engine (``engine/compile_utils.py``), not here.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -12,54 +13,122 @@ from typing import Any
 
 from torch.nn.modules.loss import _Loss
 
-from torchcompile.engine.registry import Registry
+from torchcompile.core.registry import Registry
 from torchcompile.losses import checks
 from torchcompile.losses.classes import (
-    BinaryCrossentropy, BinaryFocalCrossentropy, CategoricalCrossentropy,
-    CategoricalFocalCrossentropy, CategoricalHinge, CosineSimilarity, Hinge, Huber,
-    KLDivergence, LogCosh, MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredError,
-    MeanSquaredLogarithmicError, Poisson, SparseCategoricalCrossentropy, SquaredHinge,
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalFocalCrossentropy,
+    CategoricalHinge,
+    CosineSimilarity,
+    Hinge,
+    Huber,
+    KLDivergence,
+    LogCosh,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MeanSquaredLogarithmicError,
+    Poisson,
+    SparseCategoricalCrossentropy,
+    SquaredHinge,
 )
 from torchcompile.losses.functions import (
-    binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,
-    categorical_focal_crossentropy, categorical_hinge, cosine_similarity, hinge, huber,
-    kl_divergence, log_cosh, mean_absolute_error, mean_absolute_percentage_error,
-    mean_squared_error, mean_squared_logarithmic_error, poisson,
-    sparse_categorical_crossentropy, squared_hinge,
+    binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_crossentropy,
+    categorical_focal_crossentropy,
+    categorical_hinge,
+    cosine_similarity,
+    hinge,
+    huber,
+    kl_divergence,
+    log_cosh,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    mean_squared_logarithmic_error,
+    poisson,
+    sparse_categorical_crossentropy,
+    squared_hinge,
 )
 from torchcompile.losses.loss import Loss, LossFunctionWrapper
 from torchcompile.losses.torch_loss import TorchLoss
 
 _CLASSES = [
-    MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
-    CosineSimilarity, Huber, LogCosh, Hinge, SquaredHinge, CategoricalHinge, KLDivergence,
-    Poisson, BinaryCrossentropy, BinaryFocalCrossentropy, CategoricalCrossentropy,
-    CategoricalFocalCrossentropy, SparseCategoricalCrossentropy,
+    MeanSquaredError,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    CosineSimilarity,
+    Huber,
+    LogCosh,
+    Hinge,
+    SquaredHinge,
+    CategoricalHinge,
+    KLDivergence,
+    Poisson,
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalFocalCrossentropy,
+    SparseCategoricalCrossentropy,
 ]
 _FUNCTIONS = [
-    mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
-    mean_squared_logarithmic_error, cosine_similarity, huber, log_cosh, hinge, squared_hinge,
-    categorical_hinge, kl_divergence, poisson, binary_crossentropy, binary_focal_crossentropy,
-    categorical_crossentropy, categorical_focal_crossentropy, sparse_categorical_crossentropy,
+    mean_squared_error,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_logarithmic_error,
+    cosine_similarity,
+    huber,
+    log_cosh,
+    hinge,
+    squared_hinge,
+    categorical_hinge,
+    kl_divergence,
+    poisson,
+    binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_crossentropy,
+    categorical_focal_crossentropy,
+    sparse_categorical_crossentropy,
 ]
 
-__all__ = ["Loss", "LossFunctionWrapper", "TorchLoss", "get", "checks",
-           *(c.__name__ for c in _CLASSES), *(f.__name__ for f in _FUNCTIONS)]
+__all__ = [
+    "Loss",
+    "LossFunctionWrapper",
+    "TorchLoss",
+    "get",
+    "checks",
+    *(c.__name__ for c in _CLASSES),
+    *(f.__name__ for f in _FUNCTIONS),
+]
 
 # Keras' ALL_OBJECTS_DICT: class names, function names, Keras' short aliases, and the
 # Keras 2 spellings api.md keeps.
-LOSSES = Registry("loss", {
-    **{cls.__name__: cls for cls in _CLASSES},
-    **{fn.__name__: fn for fn in _FUNCTIONS},
-    "bce": binary_crossentropy, "BCE": binary_crossentropy,
-    "mse": mean_squared_error, "MSE": mean_squared_error,
-    "mae": mean_absolute_error, "MAE": mean_absolute_error,
-    "mape": mean_absolute_percentage_error, "MAPE": mean_absolute_percentage_error,
-    "msle": mean_squared_logarithmic_error, "MSLE": mean_squared_logarithmic_error,
-    "kld": kl_divergence, "KLD": kl_divergence,
-    "kullback_leibler_divergence": kl_divergence,
-    "logcosh": log_cosh,
-}, case_sensitive=True)
+LOSSES = Registry(
+    "loss",
+    {
+        **{cls.__name__: cls for cls in _CLASSES},
+        **{fn.__name__: fn for fn in _FUNCTIONS},
+        "bce": binary_crossentropy,
+        "BCE": binary_crossentropy,
+        "mse": mean_squared_error,
+        "MSE": mean_squared_error,
+        "mae": mean_absolute_error,
+        "MAE": mean_absolute_error,
+        "mape": mean_absolute_percentage_error,
+        "MAPE": mean_absolute_percentage_error,
+        "msle": mean_squared_logarithmic_error,
+        "MSLE": mean_squared_logarithmic_error,
+        "kld": kl_divergence,
+        "KLD": kl_divergence,
+        "kullback_leibler_divergence": kl_divergence,
+        "logcosh": log_cosh,
+    },
+    case_sensitive=True,
+)
 
 
 def get(identifier: Any) -> Loss | None:
@@ -92,7 +161,8 @@ def get(identifier: Any) -> Loss | None:
                 f"The loss {identifier!r} depends on the shapes of y_true and y_pred, so only "
                 f"Model.compile resolves it. Name the loss here: 'binary_crossentropy', "
                 f"'categorical_crossentropy' or 'sparse_categorical_crossentropy'. "
-                f"Received: loss={identifier!r}")
+                f"Received: loss={identifier!r}"
+            )
         return _from_entry(LOSSES.lookup(identifier))
     if isinstance(identifier, dict):
         return _from_config(identifier)
@@ -103,7 +173,8 @@ def get(identifier: Any) -> Loss | None:
     raise TypeError(
         f"Could not interpret loss identifier of type {type(identifier).__name__}. Pass a Keras "
         f"id such as 'mse', a tc.losses.Loss, a torch.nn loss module, or a function "
-        f"fn(y_true, y_pred). Received: loss={identifier!r}")
+        f"fn(y_true, y_pred). Received: loss={identifier!r}"
+    )
 
 
 def _from_entry(entry: Any) -> Loss:
@@ -114,8 +185,7 @@ def _from_entry(entry: Any) -> Loss:
 def _from_config(config: dict[str, Any]) -> Loss:
     """``{"class_name": ..., "config": {...}}`` (the form ``Loss.get_config`` and saving use)."""
     if "class_name" not in config:
-        raise ValueError(f"A loss config needs a 'class_name' key and a 'config' key. "
-                         f"Received: loss={config!r}")
+        raise ValueError(f"A loss config needs a 'class_name' key and a 'config' key. Received: loss={config!r}")
     class_name, inner = config["class_name"], config.get("config") or {}
     if class_name == "function":  # Keras' form for a plain function
         return _from_entry(LOSSES.lookup(inner))

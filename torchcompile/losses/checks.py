@@ -4,31 +4,23 @@
 Not: the arithmetic (``functions.py``, ``probabilistic.py``) nor when the checks run (the engine runs
 ``check_probabilities`` on the first batch and ``check_sparse_labels`` on each CPU batch).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import torch
 
-__all__ = ["to_tensor_pair", "squeeze_or_expand", "squeeze_or_expand_sparse", "keras_squeeze_or_expand",
-           "check_probabilities", "check_sparse_labels"]
+from torchcompile.core.shapes import squeeze_or_expand_to_same_rank as keras_squeeze_or_expand
 
-
-def keras_squeeze_or_expand(x1: torch.Tensor, x2: torch.Tensor,
-                            expand_rank_1: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keras' ``squeeze_or_expand_to_same_rank``: fix a rank gap of one made by a trailing 1."""
-    r1, r2 = x1.dim(), x2.dim()
-    if r1 == r2 + 1 and x1.shape[-1] == 1:
-        if r2 == 1 and expand_rank_1:
-            x2 = x2.unsqueeze(-1)
-        else:
-            x1 = x1.squeeze(-1)
-    if r2 == r1 + 1 and x2.shape[-1] == 1:
-        if r1 == 1 and expand_rank_1:
-            x1 = x1.unsqueeze(-1)
-        else:
-            x2 = x2.squeeze(-1)
-    return x1, x2
+__all__ = [
+    "to_tensor_pair",
+    "squeeze_or_expand",
+    "squeeze_or_expand_sparse",
+    "keras_squeeze_or_expand",
+    "check_probabilities",
+    "check_sparse_labels",
+]
 
 
 def to_tensor_pair(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,11 +56,11 @@ def squeeze_or_expand(y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[torch
         f"y_true and y_pred have shapes that do not match: y_true {tuple(y_true.shape)} against "
         f"y_pred {tuple(y_pred.shape)}. Give y_true the shape of the module's output (a trailing "
         f"dimension of 1 may differ), or use a sparse loss for integer class labels. "
-        f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}")
+        f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}"
+    )
 
 
-def squeeze_or_expand_sparse(y_true: torch.Tensor, y_pred: torch.Tensor,
-                             axis: int = -1) -> torch.Tensor:
+def squeeze_or_expand_sparse(y_true: torch.Tensor, y_pred: torch.Tensor, axis: int = -1) -> torch.Tensor:
     """Class-index ``y_true`` shaped as ``y_pred`` without its class ``axis`` (a trailing 1 is dropped).
 
     Raises:
@@ -83,7 +75,8 @@ def squeeze_or_expand_sparse(y_true: torch.Tensor, y_pred: torch.Tensor,
             f"Sparse class labels must have y_pred's shape without the class axis: expected "
             f"y_true of shape {tuple(expected)} (or with a trailing 1) for y_pred of shape "
             f"{tuple(y_pred.shape)}. For one-hot labels use a categorical loss instead. "
-            f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}")
+            f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}"
+        )
     return y_true
 
 
@@ -108,7 +101,8 @@ def check_probabilities(loss: Any, y_pred: torch.Tensor) -> None:
     raise ValueError(
         f"{label} expects probabilities in [0, 1], but the first batch of predictions spans "
         f"[{lo:.4g}, {hi:.4g}], which looks like logits. Use {fix} or end the module with {end}. "
-        f"Received: y_pred.min()={lo:.4g}, y_pred.max()={hi:.4g}")
+        f"Received: y_pred.min()={lo:.4g}, y_pred.max()={hi:.4g}"
+    )
 
 
 def check_sparse_labels(loss: Any, y_true: Any, num_classes: int) -> None:
@@ -137,10 +131,12 @@ def check_sparse_labels(loss: Any, y_true: Any, num_classes: int) -> None:
         raise ValueError(
             f"{label} expects integer class labels, but y_true holds non-integral values. Pass "
             f"class indices, or use a categorical loss for one-hot or soft labels. "
-            f"Received: y_true.dtype={y_true.dtype}, y_true.min()={lo:g}, y_true.max()={hi:g}")
+            f"Received: y_true.dtype={y_true.dtype}, y_true.min()={lo:g}, y_true.max()={hi:g}"
+        )
     if lo < 0 or hi >= num_classes:
         raise ValueError(
             f"{label} expects class labels in [0, {num_classes}), but the labels span "
             f"[{lo:g}, {hi:g}]. Give the module's last layer one output per class, or remap the "
             f"labels to 0..{num_classes - 1}. "
-            f"Received: y_true.min()={lo:g}, y_true.max()={hi:g}, num_classes={num_classes}")
+            f"Received: y_true.min()={lo:g}, y_true.max()={hi:g}, num_classes={num_classes}"
+        )

@@ -5,6 +5,7 @@ Owns: class names, default ``name``s and option defaults, and ``get_config``. No
 (``functions.py``, ``probabilistic.py``) nor reductions (``loss.py``). Every class also takes the
 arguments of ``Loss`` (``reduction``, ``name``, ``dtype``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,11 +14,23 @@ from torchcompile.losses import functions as fn
 from torchcompile.losses.loss import Loss, LossFunctionWrapper
 
 __all__ = [
-    "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
-    "MeanSquaredLogarithmicError", "CosineSimilarity", "Huber", "LogCosh",
-    "Hinge", "SquaredHinge", "CategoricalHinge", "KLDivergence", "Poisson",
-    "BinaryCrossentropy", "BinaryFocalCrossentropy", "CategoricalCrossentropy",
-    "CategoricalFocalCrossentropy", "SparseCategoricalCrossentropy",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "CosineSimilarity",
+    "Huber",
+    "LogCosh",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
+    "KLDivergence",
+    "Poisson",
+    "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "SparseCategoricalCrossentropy",
 ]
 
 _SUM = "sum_over_batch_size"
@@ -56,16 +69,14 @@ class MeanAbsoluteError(_KerasLoss):
 class MeanAbsolutePercentageError(_KerasLoss):
     """``100 * mean(abs((y_true - y_pred) / y_true))``, with ``abs(y_true)`` floored at 1e-7."""
 
-    def __init__(self, reduction: str | None = _SUM, name: str = "mean_absolute_percentage_error",
-                 dtype: Any = None):
+    def __init__(self, reduction: str | None = _SUM, name: str = "mean_absolute_percentage_error", dtype: Any = None):
         super().__init__(fn.mean_absolute_percentage_error, reduction, name, dtype)
 
 
 class MeanSquaredLogarithmicError(_KerasLoss):
     """Mean of the squared differences of ``log(1 + y)``."""
 
-    def __init__(self, reduction: str | None = _SUM, name: str = "mean_squared_logarithmic_error",
-                 dtype: Any = None):
+    def __init__(self, reduction: str | None = _SUM, name: str = "mean_squared_logarithmic_error", dtype: Any = None):
         super().__init__(fn.mean_squared_logarithmic_error, reduction, name, dtype)
 
 
@@ -76,8 +87,9 @@ class CosineSimilarity(_KerasLoss):
         axis: the axis holding the vectors.
     """
 
-    def __init__(self, axis: int = -1, reduction: str | None = _SUM, name: str = "cosine_similarity",
-                 dtype: Any = None):
+    def __init__(
+        self, axis: int = -1, reduction: str | None = _SUM, name: str = "cosine_similarity", dtype: Any = None
+    ):
         super().__init__(fn.cosine_similarity, reduction, name, dtype, axis=axis)
 
 
@@ -88,8 +100,7 @@ class Huber(_KerasLoss):
         delta: where the loss turns from quadratic to linear.
     """
 
-    def __init__(self, delta: float = 1.0, reduction: str | None = _SUM, name: str = "huber_loss",
-                 dtype: Any = None):
+    def __init__(self, delta: float = 1.0, reduction: str | None = _SUM, name: str = "huber_loss", dtype: Any = None):
         super().__init__(fn.huber, reduction, name, dtype, delta=delta)
 
 
@@ -148,10 +159,24 @@ class BinaryCrossentropy(_KerasLoss):
         tensor(0.0878)
     """
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = _SUM, name: str = "binary_crossentropy", dtype: Any = None):
-        super().__init__(fn.binary_crossentropy, reduction, name, dtype, from_logits=from_logits,
-                         label_smoothing=label_smoothing, axis=axis)
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = _SUM,
+        name: str = "binary_crossentropy",
+        dtype: Any = None,
+    ):
+        super().__init__(
+            fn.binary_crossentropy,
+            reduction,
+            name,
+            dtype,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
+        )
 
 
 class BinaryFocalCrossentropy(_KerasLoss):
@@ -164,13 +189,30 @@ class BinaryFocalCrossentropy(_KerasLoss):
         from_logits, label_smoothing, axis: as in ``BinaryCrossentropy``.
     """
 
-    def __init__(self, apply_class_balancing: bool = False, alpha: float = 0.25, gamma: float = 2.0,
-                 from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = _SUM, name: str = "binary_focal_crossentropy",
-                 dtype: Any = None):
-        super().__init__(fn.binary_focal_crossentropy, reduction, name, dtype,
-                         apply_class_balancing=apply_class_balancing, alpha=alpha, gamma=gamma,
-                         from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+    def __init__(
+        self,
+        apply_class_balancing: bool = False,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = _SUM,
+        name: str = "binary_focal_crossentropy",
+        dtype: Any = None,
+    ):
+        super().__init__(
+            fn.binary_focal_crossentropy,
+            reduction,
+            name,
+            dtype,
+            apply_class_balancing=apply_class_balancing,
+            alpha=alpha,
+            gamma=gamma,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
+        )
 
 
 class CategoricalCrossentropy(_KerasLoss):
@@ -182,11 +224,24 @@ class CategoricalCrossentropy(_KerasLoss):
         axis: the class axis.
     """
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = _SUM, name: str = "categorical_crossentropy",
-                 dtype: Any = None):
-        super().__init__(fn.categorical_crossentropy, reduction, name, dtype, from_logits=from_logits,
-                         label_smoothing=label_smoothing, axis=axis)
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = _SUM,
+        name: str = "categorical_crossentropy",
+        dtype: Any = None,
+    ):
+        super().__init__(
+            fn.categorical_crossentropy,
+            reduction,
+            name,
+            dtype,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
+        )
 
 
 class CategoricalFocalCrossentropy(_KerasLoss):
@@ -198,12 +253,28 @@ class CategoricalFocalCrossentropy(_KerasLoss):
         from_logits, label_smoothing, axis: as in ``CategoricalCrossentropy``.
     """
 
-    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
-                 label_smoothing: float = 0.0, axis: int = -1, reduction: str | None = _SUM,
-                 name: str = "categorical_focal_crossentropy", dtype: Any = None):
-        super().__init__(fn.categorical_focal_crossentropy, reduction, name, dtype, alpha=alpha,
-                         gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing,
-                         axis=axis)
+    def __init__(
+        self,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = _SUM,
+        name: str = "categorical_focal_crossentropy",
+        dtype: Any = None,
+    ):
+        super().__init__(
+            fn.categorical_focal_crossentropy,
+            reduction,
+            name,
+            dtype,
+            alpha=alpha,
+            gamma=gamma,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
+        )
 
 
 class SparseCategoricalCrossentropy(_KerasLoss):
@@ -215,8 +286,21 @@ class SparseCategoricalCrossentropy(_KerasLoss):
         axis: the class axis.
     """
 
-    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
-                 reduction: str | None = _SUM, axis: int = -1,
-                 name: str = "sparse_categorical_crossentropy", dtype: Any = None):
-        super().__init__(fn.sparse_categorical_crossentropy, reduction, name, dtype,
-                         from_logits=from_logits, ignore_class=ignore_class, axis=axis)
+    def __init__(
+        self,
+        from_logits: bool = False,
+        ignore_class: int | None = None,
+        reduction: str | None = _SUM,
+        axis: int = -1,
+        name: str = "sparse_categorical_crossentropy",
+        dtype: Any = None,
+    ):
+        super().__init__(
+            fn.sparse_categorical_crossentropy,
+            reduction,
+            name,
+            dtype,
+            from_logits=from_logits,
+            ignore_class=ignore_class,
+            axis=axis,
+        )

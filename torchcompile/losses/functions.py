@@ -7,6 +7,7 @@ returns per-sample values (the last axis reduced), as Keras 3's do. ``y_true`` a
 through Keras' squeeze-or-expand rule first, so ``(N,)`` against ``(N, 1)`` works, and a pair that
 would silently broadcast raises (``checks.squeeze_or_expand``). Not: reductions (``loss.py``).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,11 +29,23 @@ from torchcompile.losses.probabilistic import (
 )
 
 __all__ = [
-    "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
-    "mean_squared_logarithmic_error", "cosine_similarity", "huber", "log_cosh",
-    "hinge", "squared_hinge", "categorical_hinge",
-    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
-    "binary_focal_crossentropy", "categorical_focal_crossentropy", "kl_divergence", "poisson",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "cosine_similarity",
+    "huber",
+    "log_cosh",
+    "hinge",
+    "squared_hinge",
+    "categorical_hinge",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_focal_crossentropy",
+    "kl_divergence",
+    "poisson",
 ]
 
 

@@ -5,13 +5,14 @@
 Not: the arithmetic (``functions.py``), the torch ``nn`` adapter (``torch_loss.py``), or the
 classes with Keras' defaults (``classes.py``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import torch
 
-from torchcompile.engine.registry import to_snake_case
+from torchcompile.core.registry import to_snake_case
 from torchcompile.losses import functions, probabilistic
 from torchcompile.losses.checks import keras_squeeze_or_expand
 
@@ -33,8 +34,9 @@ _PROBABILITY_FUNCTIONS = {
 def standardize_reduction(reduction: str | None) -> str | None:
     """Return ``reduction`` if Keras 3 knows it, else raise a ValueError listing the choices."""
     if reduction not in REDUCTIONS:
-        raise ValueError(f"Unknown loss reduction {reduction!r}. Use one of {REDUCTIONS}. "
-                         f"Received: reduction={reduction!r}")
+        raise ValueError(
+            f"Unknown loss reduction {reduction!r}. Use one of {REDUCTIONS}. Received: reduction={reduction!r}"
+        )
     return reduction
 
 
@@ -43,13 +45,15 @@ def _standardize_dtype(dtype: Any) -> torch.dtype:
         return torch.float32  # keras.backend.floatx()
     resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise ValueError(f"A loss computes in a floating dtype such as torch.float32 or 'float64'. "
-                         f"Received: dtype={dtype!r}")
+        raise ValueError(
+            f"A loss computes in a floating dtype such as torch.float32 or 'float64'. Received: dtype={dtype!r}"
+        )
     return resolved
 
 
-def _to_tensor(x: Any, dtype: torch.dtype, device: torch.device | None = None,
-               keep_integers: bool = False) -> torch.Tensor:
+def _to_tensor(
+    x: Any, dtype: torch.dtype, device: torch.device | None = None, keep_integers: bool = False
+) -> torch.Tensor:
     """A tensor on ``device``; floats (and, unless ``keep_integers``, everything) in ``dtype``."""
     if not isinstance(x, torch.Tensor) or (device is not None and x.device != device):
         x = torch.as_tensor(x, device=device)
@@ -79,12 +83,11 @@ class Loss:
     """
 
     expects_probabilities: bool = False  # a logits check applies (checks.check_probabilities)
-    sparse_labels: bool = False          # y_true holds class indices (checks.check_sparse_labels)
-    ignore_class: int | None = None      # a label excluded from the loss, for sparse losses
-    class_axis: int = -1                 # the axis of y_pred that holds the classes
+    sparse_labels: bool = False  # y_true holds class indices (checks.check_sparse_labels)
+    ignore_class: int | None = None  # a label excluded from the loss, for sparse losses
+    class_axis: int = -1  # the axis of y_pred that holds the classes
 
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = None,
-                 dtype: Any = None):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = None, dtype: Any = None):
         self.name = name or to_snake_case(type(self).__name__)
         self.reduction = standardize_reduction(reduction)
         self.dtype = _standardize_dtype(dtype)
@@ -131,8 +134,14 @@ class LossFunctionWrapper(Loss):
     Also takes the arguments of ``Loss``; ``name`` defaults to the function's name.
     """
 
-    def __init__(self, fn: Callable[..., torch.Tensor], reduction: str | None = "sum_over_batch_size",
-                 name: str | None = None, dtype: Any = None, **kwargs: Any):
+    def __init__(
+        self,
+        fn: Callable[..., torch.Tensor],
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = None,
+        dtype: Any = None,
+        **kwargs: Any,
+    ):
         super().__init__(reduction=reduction, name=name or _function_name(fn), dtype=dtype)
         self.fn = fn
         self._fn_kwargs = kwargs
@@ -204,12 +213,14 @@ def _match_weights(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.T
         raise ValueError(
             f"sample_weight of shape {tuple(weights.shape)} does not fit the per-sample losses of "
             f"shape {tuple(values.shape)}: give one weight per sample. "
-            f"Received: sample_weight.shape={tuple(weights.shape)}")
+            f"Received: sample_weight.shape={tuple(weights.shape)}"
+        )
     return values, weights
 
 
-def _apply_mask(weights: torch.Tensor | None, mask: torch.Tensor | None, dtype: torch.dtype,
-                reduction: str | None) -> torch.Tensor | None:
+def _apply_mask(
+    weights: torch.Tensor | None, mask: torch.Tensor | None, dtype: torch.dtype, reduction: str | None
+) -> torch.Tensor | None:
     """Merge Keras' mask into the sample weights; a mean then counts only the valid entries."""
     if mask is None:
         return weights
@@ -225,8 +236,9 @@ def _apply_mask(weights: torch.Tensor | None, mask: torch.Tensor | None, dtype: 
     return weights * float_mask
 
 
-def reduce_weighted_values(values: torch.Tensor, sample_weight: Any = None, mask: Any = None,
-                           reduction: str | None = "sum_over_batch_size") -> torch.Tensor:
+def reduce_weighted_values(
+    values: torch.Tensor, sample_weight: Any = None, mask: Any = None, reduction: str | None = "sum_over_batch_size"
+) -> torch.Tensor:
     """Weight, mask and reduce per-sample loss values, as Keras 3's ``reduce_weighted_values``.
 
     Args:

@@ -6,6 +6,7 @@ Owns: the numerics, which follow Keras 3 on its torch backend (probabilities cli
 logits forms when ``from_logits=True``). Not: reductions or sample weights (``loss.py``).
 Each function returns per-sample values, one reduction short of the batch loss, as Keras' do.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -16,9 +17,17 @@ import torch.nn.functional as F
 
 from torchcompile.losses.checks import squeeze_or_expand_sparse, to_tensor_pair
 
-__all__ = ["EPSILON", "binary_crossentropy", "categorical_crossentropy",
-           "sparse_categorical_crossentropy", "binary_focal_crossentropy",
-           "categorical_focal_crossentropy", "kl_divergence", "poisson", "sparse_valid_mask"]
+__all__ = [
+    "EPSILON",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_focal_crossentropy",
+    "kl_divergence",
+    "poisson",
+    "sparse_valid_mask",
+]
 
 EPSILON = 1e-7  # keras.backend.epsilon()
 
@@ -28,7 +37,8 @@ def _same_shape(y_true: torch.Tensor, y_pred: torch.Tensor, name: str) -> None:
         raise ValueError(
             f"{name} needs y_true and y_pred of the same shape (one-hot labels for categorical "
             f"losses); for integer class labels use sparse_categorical_crossentropy. "
-            f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}")
+            f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}"
+        )
 
 
 def _elementwise_bce(y_true: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -57,13 +67,18 @@ def _check_axis(axis: Any, y_pred: torch.Tensor, name: str) -> None:
     if isinstance(axis, bool) or not isinstance(axis, int):
         raise ValueError(f"`axis` of {name} must be an int. Received: axis={axis!r}")
     if y_pred.shape[-1] == 1:
-        warnings.warn(f"In loss {name}, expected y_pred.shape to be (batch_size, num_classes) with "
-                      f"num_classes > 1; consider binary_crossentropy for 2 classes. "
-                      f"Received: y_pred.shape={tuple(y_pred.shape)}", SyntaxWarning, stacklevel=3)
+        warnings.warn(
+            f"In loss {name}, expected y_pred.shape to be (batch_size, num_classes) with "
+            f"num_classes > 1; consider binary_crossentropy for 2 classes. "
+            f"Received: y_pred.shape={tuple(y_pred.shape)}",
+            SyntaxWarning,
+            stacklevel=3,
+        )
 
 
-def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
-                        label_smoothing: float = 0.0, axis: int = -1) -> torch.Tensor:
+def binary_crossentropy(
+    y_true: Any, y_pred: Any, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1
+) -> torch.Tensor:
     """Binary crossentropy, averaged along ``axis`` (Keras' ``binary_crossentropy``).
 
     Args:
@@ -87,8 +102,9 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
     return torch.mean(values, dim=axis)
 
 
-def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
-                             label_smoothing: float = 0.0, axis: int = -1) -> torch.Tensor:
+def categorical_crossentropy(
+    y_true: Any, y_pred: Any, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1
+) -> torch.Tensor:
     """Crossentropy between one-hot (or soft) labels and predictions along ``axis``.
 
     Args:
@@ -109,8 +125,9 @@ def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False
     return -torch.sum(y_true * log_prob, dim=axis)
 
 
-def sparse_valid_mask(y_true: Any, y_pred: torch.Tensor, ignore_class: int | None,
-                      axis: int = -1) -> torch.Tensor | None:
+def sparse_valid_mask(
+    y_true: Any, y_pred: torch.Tensor, ignore_class: int | None, axis: int = -1
+) -> torch.Tensor | None:
     """Where the labels differ from ``ignore_class``, shaped like the per-sample loss; or None."""
     if ignore_class is None:
         return None
@@ -118,8 +135,9 @@ def sparse_valid_mask(y_true: Any, y_pred: torch.Tensor, ignore_class: int | Non
     return y_true != ignore_class
 
 
-def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
-                                    ignore_class: int | None = None, axis: int = -1) -> torch.Tensor:
+def sparse_categorical_crossentropy(
+    y_true: Any, y_pred: Any, from_logits: bool = False, ignore_class: int | None = None, axis: int = -1
+) -> torch.Tensor:
     """Crossentropy between integer class labels and predictions along ``axis``.
 
     Labels must lie in ``[0, num_classes)`` (the engine checks them on the CPU first, see
@@ -156,9 +174,16 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
     return values if valid is None else torch.where(valid, values, 0.0)
 
 
-def binary_focal_crossentropy(y_true: Any, y_pred: Any, apply_class_balancing: bool = False,
-                              alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
-                              label_smoothing: float = 0.0, axis: int = -1) -> torch.Tensor:
+def binary_focal_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    apply_class_balancing: bool = False,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> torch.Tensor:
     """Binary focal crossentropy (Lin et al., 2017), averaged along ``axis``.
 
     Args:
@@ -180,9 +205,15 @@ def binary_focal_crossentropy(y_true: Any, y_pred: Any, apply_class_balancing: b
     return torch.mean(focal, dim=axis)
 
 
-def categorical_focal_crossentropy(y_true: Any, y_pred: Any, alpha: float = 0.25,
-                                   gamma: float = 2.0, from_logits: bool = False,
-                                   label_smoothing: float = 0.0, axis: int = -1) -> torch.Tensor:
+def categorical_focal_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> torch.Tensor:
     """Categorical focal crossentropy: crossentropy weighted by ``alpha * (1 - p) ** gamma``.
 
     Args:

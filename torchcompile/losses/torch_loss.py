@@ -4,6 +4,7 @@
 Owns: PyTorch's argument order ``module(y_pred, y_true)``, matching target shapes so nothing
 broadcasts silently, and sample weights for modules. Not: the Keras losses (``classes.py``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -12,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchcompile.core.registry import to_snake_case
 from torchcompile.losses.checks import squeeze_or_expand, squeeze_or_expand_sparse
-from torchcompile.engine.registry import to_snake_case
 from torchcompile.losses.loss import Loss, reduce_weighted_values
 
 __all__ = ["TorchLoss"]
@@ -45,10 +46,14 @@ class TorchLoss(Loss):
 
     class_axis = 1
 
-    def __init__(self, module: nn.Module, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = None, dtype: Any = None):
-        super().__init__(reduction=reduction, name=name or to_snake_case(type(module).__name__),
-                         dtype=dtype)
+    def __init__(
+        self,
+        module: nn.Module,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = None,
+        dtype: Any = None,
+    ):
+        super().__init__(reduction=reduction, name=name or to_snake_case(type(module).__name__), dtype=dtype)
         self.module = module
         # For sample weights: a shallow copy reducing "none"; it shares the module's parameters and
         # buffers, and is made here, not per call, so torch.compile traces the call without a break.

@@ -5,72 +5,170 @@ Owns: the table of string identifiers (Keras' spellings, exactly as
 ``keras.metrics.get`` accepts them, plus class names) and ``get()``. Not: resolving
 ``"accuracy"``/``"crossentropy"`` by the shapes of the data (the engine's compile_utils).
 """
+
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
-from torchcompile.engine.registry import Registry, to_snake_case
+from torchcompile.core.registry import Registry, to_snake_case
 from torchcompile.metrics.accuracy import (
-    Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-    SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy, accuracy, binary_accuracy,
-    categorical_accuracy, sparse_categorical_accuracy, sparse_top_k_categorical_accuracy,
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+    accuracy,
+    binary_accuracy,
+    categorical_accuracy,
+    sparse_categorical_accuracy,
+    sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
 from torchcompile.metrics.confusion import (
-    AUC, FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives,
+    AUC,
+    FalseNegatives,
+    FalsePositives,
+    Precision,
+    Recall,
+    TrueNegatives,
+    TruePositives,
 )
 from torchcompile.metrics.f_score import F1Score, FBetaScore
-from torchcompile.metrics.iou import IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+from torchcompile.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from torchcompile.metrics.metric import ForeignMetric, Mean, MeanMetricWrapper, Metric, Sum
 from torchcompile.metrics.probabilistic import (
-    BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge, Hinge, KLDivergence, Poisson,
-    SparseCategoricalCrossentropy, SquaredHinge,
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalHinge,
+    Hinge,
+    KLDivergence,
+    Poisson,
+    SparseCategoricalCrossentropy,
+    SquaredHinge,
 )
 from torchcompile.metrics.regression import (
-    CosineSimilarity, LogCoshError, MeanAbsoluteError, MeanAbsolutePercentageError,
-    MeanSquaredError, MeanSquaredLogarithmicError, R2Score, RootMeanSquaredError, cosine_similarity,
+    CosineSimilarity,
+    LogCoshError,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MeanSquaredLogarithmicError,
+    R2Score,
+    RootMeanSquaredError,
+    cosine_similarity,
 )
 
 __all__ = [
-    "Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric", "get",
-    "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
-    "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
-    "Precision", "Recall", "AUC", "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
-    "F1Score", "FBetaScore", "IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU",
-    "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
-    "MeanSquaredLogarithmicError", "CosineSimilarity", "LogCoshError", "R2Score",
-    "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
-    "KLDivergence", "Poisson", "Hinge", "SquaredHinge", "CategoricalHinge",
-    "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "cosine_similarity",
+    "Metric",
+    "Mean",
+    "Sum",
+    "MeanMetricWrapper",
+    "ForeignMetric",
+    "get",
+    "Accuracy",
+    "BinaryAccuracy",
+    "CategoricalAccuracy",
+    "SparseCategoricalAccuracy",
+    "TopKCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "Precision",
+    "Recall",
+    "AUC",
+    "TruePositives",
+    "FalsePositives",
+    "TrueNegatives",
+    "FalseNegatives",
+    "F1Score",
+    "FBetaScore",
+    "IoU",
+    "MeanIoU",
+    "BinaryIoU",
+    "OneHotIoU",
+    "OneHotMeanIoU",
+    "MeanSquaredError",
+    "RootMeanSquaredError",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "CosineSimilarity",
+    "LogCoshError",
+    "R2Score",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "KLDivergence",
+    "Poisson",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
+    "accuracy",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
+    "cosine_similarity",
 ]
 
 # Keras' ALL_OBJECTS_DICT: every class under its name and its snake_case name, plus
 # Keras' short aliases. Ids are case-sensitive, as in Keras ("MSE" and "mse" both exist).
 _CLASSES = [
-    Mean, Sum,
-    Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
-    Precision, Recall, AUC, TruePositives, FalsePositives, TrueNegatives, FalseNegatives,
-    F1Score, FBetaScore, IoU, MeanIoU, BinaryIoU, OneHotIoU, OneHotMeanIoU,
-    MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
-    MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError, R2Score,
-    BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
-    KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge,
+    Mean,
+    Sum,
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    Precision,
+    Recall,
+    AUC,
+    TruePositives,
+    FalsePositives,
+    TrueNegatives,
+    FalseNegatives,
+    F1Score,
+    FBetaScore,
+    IoU,
+    MeanIoU,
+    BinaryIoU,
+    OneHotIoU,
+    OneHotMeanIoU,
+    MeanSquaredError,
+    RootMeanSquaredError,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    CosineSimilarity,
+    LogCoshError,
+    R2Score,
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    SparseCategoricalCrossentropy,
+    KLDivergence,
+    Poisson,
+    Hinge,
+    SquaredHinge,
+    CategoricalHinge,
 ]
 _ALIASES = {
-    "mse": MeanSquaredError, "MSE": MeanSquaredError,
-    "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
-    "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
-    "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
-    "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy,
+    "mse": MeanSquaredError,
+    "MSE": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "MAE": MeanAbsoluteError,
+    "mape": MeanAbsolutePercentageError,
+    "MAPE": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError,
+    "MSLE": MeanSquaredLogarithmicError,
+    "bce": BinaryCrossentropy,
+    "BCE": BinaryCrossentropy,
 }
 METRICS = Registry(
     "metric",
-    {**{cls.__name__: cls for cls in _CLASSES},
-     **{to_snake_case(cls.__name__): cls for cls in _CLASSES},
-     **_ALIASES},
+    {**{cls.__name__: cls for cls in _CLASSES}, **{to_snake_case(cls.__name__): cls for cls in _CLASSES}, **_ALIASES},
     case_sensitive=True,
 )
 
@@ -83,9 +181,10 @@ def _instantiate(cls: type, identifier: str) -> Metric:
     try:
         return cls()
     except TypeError as error:  # e.g. MeanIoU, which needs num_classes
-        raise TypeError(f"The metric {identifier!r} has required arguments ({error}); build it as "
-                        f"tc.metrics.{cls.__name__}(...) and pass the object. Received: identifier={identifier!r}"
-                        ) from error
+        raise TypeError(
+            f"The metric {identifier!r} has required arguments ({error}); build it as "
+            f"tc.metrics.{cls.__name__}(...) and pass the object. Received: identifier={identifier!r}"
+        ) from error
 
 
 def get(identifier: Any) -> Metric | None:
@@ -121,7 +220,9 @@ def get(identifier: Any) -> Metric | None:
         return ForeignMetric(identifier)
     if callable(identifier) and not inspect.isclass(identifier):
         return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
-    raise TypeError("A metric must be a string id, a tc.metrics.Metric, a {'class_name', 'config'} "
-                    "dict, an object with torchmetrics' update/compute/reset, or a function "
-                    f"fn(y_true, y_pred); got a {type(identifier).__name__}. "
-                    f"Received: identifier={identifier!r}")
+    raise TypeError(
+        "A metric must be a string id, a tc.metrics.Metric, a {'class_name', 'config'} "
+        "dict, an object with torchmetrics' update/compute/reset, or a function "
+        f"fn(y_true, y_pred); got a {type(identifier).__name__}. "
+        f"Received: identifier={identifier!r}"
+    )

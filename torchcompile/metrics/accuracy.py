@@ -5,18 +5,27 @@ Owns: exact-match, binary (thresholded), categorical, sparse categorical and top
 accuracy, with Keras 3's shape rules. Not: choosing among them for ``"accuracy"``
 (the engine's compile_utils does that from shapes, as Keras does).
 """
+
 from __future__ import annotations
 
 import torch
 
-from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
+from torchcompile.core.shapes import squeeze_or_expand_to_same_rank
 from torchcompile.metrics.metric import MeanMetricWrapper
 
 __all__ = [
-    "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
-    "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
-    "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy",
+    "Accuracy",
+    "BinaryAccuracy",
+    "CategoricalAccuracy",
+    "SparseCategoricalAccuracy",
+    "TopKCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "accuracy",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
 ]
 
 _FLOAT = torch.float32  # Keras' floatx: match indicators are float32 whatever the inputs
@@ -71,8 +80,7 @@ def _in_top_k(targets: torch.Tensor, predictions: torch.Tensor, k: int) -> torch
     return (target_score >= kth_largest).squeeze(-1)
 
 
-def _top_k_matches(labels: torch.Tensor, y_pred: torch.Tensor, k: int,
-                   from_sorted_ids: bool = False) -> torch.Tensor:
+def _top_k_matches(labels: torch.Tensor, y_pred: torch.Tensor, k: int, from_sorted_ids: bool = False) -> torch.Tensor:
     org_shape = labels.shape
     if y_pred.ndim > 2:
         y_pred = y_pred.reshape(-1, y_pred.shape[-1])
@@ -90,8 +98,9 @@ def top_k_categorical_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor, k: in
     return _top_k_matches(y_true.argmax(dim=-1), y_pred, k)
 
 
-def sparse_top_k_categorical_accuracy(y_true: torch.Tensor, y_pred: torch.Tensor, k: int = 5,
-                                      from_sorted_ids: bool = False) -> torch.Tensor:
+def sparse_top_k_categorical_accuracy(
+    y_true: torch.Tensor, y_pred: torch.Tensor, k: int = 5, from_sorted_ids: bool = False
+) -> torch.Tensor:
     """1.0 where the integer target is among the ``k`` highest scores of ``y_pred``.
 
     With ``from_sorted_ids=True``, ``y_pred`` holds class ids sorted by score instead.
@@ -129,8 +138,7 @@ class BinaryAccuracy(MeanMetricWrapper):
 
     higher_is_better = True
 
-    def __init__(self, name: str = "binary_accuracy", dtype: str | torch.dtype | None = None,
-                 threshold: float = 0.5):
+    def __init__(self, name: str = "binary_accuracy", dtype: str | torch.dtype | None = None, threshold: float = 0.5):
         super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=threshold)
 
 
@@ -169,8 +177,7 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
 
     higher_is_better = True
 
-    def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy",
-                 dtype: str | torch.dtype | None = None):
+    def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy", dtype: str | torch.dtype | None = None):
         super().__init__(top_k_categorical_accuracy, name=name, dtype=dtype, k=k)
 
 
@@ -186,7 +193,13 @@ class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
 
     higher_is_better = True
 
-    def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy",
-                 dtype: str | torch.dtype | None = None, from_sorted_ids: bool = False):
-        super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k,
-                         from_sorted_ids=from_sorted_ids)
+    def __init__(
+        self,
+        k: int = 5,
+        name: str = "sparse_top_k_categorical_accuracy",
+        dtype: str | torch.dtype | None = None,
+        from_sorted_ids: bool = False,
+    ):
+        super().__init__(
+            sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k, from_sorted_ids=from_sorted_ids
+        )

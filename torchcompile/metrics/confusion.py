@@ -9,17 +9,26 @@ Counting is vectorised: evenly spaced thresholds use one bucket index per predic
 (``index_add_`` then a reversed cumulative sum, Keras' optimised path); other thresholds
 use one broadcast comparison of every prediction against every threshold.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
 import torch
 
-from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
+from torchcompile.core.shapes import squeeze_or_expand_to_same_rank
 from torchcompile.metrics.metric import Metric, divide_no_nan
 
-__all__ = ["Precision", "Recall", "AUC", "TruePositives", "FalsePositives", "TrueNegatives",
-           "FalseNegatives", "confusion_counts"]
+__all__ = [
+    "Precision",
+    "Recall",
+    "AUC",
+    "TruePositives",
+    "FalsePositives",
+    "TrueNegatives",
+    "FalseNegatives",
+    "confusion_counts",
+]
 
 NEG_INF = -1e10  # Keras' stand-in for predictions outside the top k
 EPSILON = 1e-7  # keras.backend.epsilon()
@@ -35,8 +44,11 @@ class Counts(NamedTuple):
 
 
 def _parse_thresholds(thresholds: Any, default: float) -> list[float]:
-    values = [default] if thresholds is None else (
-        list(thresholds) if isinstance(thresholds, (list, tuple)) else [thresholds])
+    values = (
+        [default]
+        if thresholds is None
+        else (list(thresholds) if isinstance(thresholds, (list, tuple)) else [thresholds])
+    )
     if thresholds is not None:
         bad = [t for t in values if t is None or t < 0 or t > 1]
         if bad:
@@ -47,8 +59,7 @@ def _parse_thresholds(thresholds: Any, default: float) -> list[float]:
 def _evenly_distributed(thresholds: list[float]) -> bool:
     """Keras' test for thresholds ``i / (n - 1)``, which allow the bucketed update."""
     n = len(thresholds)
-    return n >= 3 and all(abs(t - i / (n - 1)) <= EPSILON + 1e-5 * i / (n - 1)
-                          for i, t in enumerate(thresholds))
+    return n >= 3 and all(abs(t - i / (n - 1)) <= EPSILON + 1e-5 * i / (n - 1) for i, t in enumerate(thresholds))
 
 
 def _filter_top_k(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -58,8 +69,9 @@ def _filter_top_k(x: torch.Tensor, k: int) -> torch.Tensor:
     return x * mask + NEG_INF * (1 - mask)
 
 
-def _weights(sample_weight: torch.Tensor | None, label_weights: torch.Tensor | None,
-             y_pred: torch.Tensor) -> torch.Tensor | None:
+def _weights(
+    sample_weight: torch.Tensor | None, label_weights: torch.Tensor | None, y_pred: torch.Tensor
+) -> torch.Tensor | None:
     weights = None
     if sample_weight is not None:
         weights = torch.broadcast_to(sample_weight.to(y_pred.dtype), y_pred.shape)
@@ -69,8 +81,14 @@ def _weights(sample_weight: torch.Tensor | None, label_weights: torch.Tensor | N
     return weights
 
 
-def _bucket_counts(y_true: torch.Tensor, y_pred: torch.Tensor, weights: torch.Tensor | None,
-                   num_thresholds: int, multi_label: bool, with_epsilon: bool) -> Counts:
+def _bucket_counts(
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    weights: torch.Tensor | None,
+    num_thresholds: int,
+    multi_label: bool,
+    with_epsilon: bool,
+) -> Counts:
     """Keras' optimised path for thresholds ``i / (T - 1)``: one bucket per prediction."""
     t = num_thresholds
     y_pred = y_pred.clamp(0.0, 1.0)
@@ -96,8 +114,13 @@ def _bucket_counts(y_true: torch.Tensor, y_pred: torch.Tensor, weights: torch.Te
     return Counts(tp, fp, false_labels.sum(0) - fp, true_labels.sum(0) - tp)
 
 
-def _compare_counts(y_true: torch.Tensor, y_pred: torch.Tensor, weights: torch.Tensor | None,
-                    thresholds: torch.Tensor, multi_label: bool) -> Counts:
+def _compare_counts(
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    weights: torch.Tensor | None,
+    thresholds: torch.Tensor,
+    multi_label: bool,
+) -> Counts:
     """Any thresholds: compare every prediction with every threshold at once."""
     if multi_label:
         preds, labels, thr = y_pred.unsqueeze(0), (y_true != 0).unsqueeze(0), thresholds.view(-1, 1, 1)
@@ -110,15 +133,24 @@ def _compare_counts(y_true: torch.Tensor, y_pred: torch.Tensor, weights: torch.T
     def count(mask: torch.Tensor) -> torch.Tensor:
         return (mask.to(y_pred.dtype) if w is None else torch.where(mask, w, 0.0)).sum(1)
 
-    return Counts(count(labels & pred_pos), count(~labels & pred_pos),
-                  count(~labels & ~pred_pos), count(labels & ~pred_pos))
+    return Counts(
+        count(labels & pred_pos), count(~labels & pred_pos), count(~labels & ~pred_pos), count(labels & ~pred_pos)
+    )
 
 
-def confusion_counts(y_true: torch.Tensor, y_pred: torch.Tensor, thresholds: torch.Tensor, *,
-                     evenly: bool = False, with_epsilon: bool = False, top_k: int | None = None,
-                     class_id: int | None = None,
-                     sample_weight: torch.Tensor | None = None, multi_label: bool = False,
-                     label_weights: torch.Tensor | None = None) -> Counts:
+def confusion_counts(
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    thresholds: torch.Tensor,
+    *,
+    evenly: bool = False,
+    with_epsilon: bool = False,
+    top_k: int | None = None,
+    class_id: int | None = None,
+    sample_weight: torch.Tensor | None = None,
+    multi_label: bool = False,
+    label_weights: torch.Tensor | None = None,
+) -> Counts:
     """Keras' ``update_confusion_matrix_variables``, returning this batch's counts.
 
     Args:
@@ -133,14 +165,15 @@ def confusion_counts(y_true: torch.Tensor, y_pred: torch.Tensor, thresholds: tor
     """
     y_pred, y_true = squeeze_or_expand_to_same_rank(y_pred, y_true)
     if sample_weight is not None:
-        _, sample_weight = squeeze_or_expand_to_same_rank(y_true, sample_weight.unsqueeze(-1),
-                                                          expand_rank_1=False)
+        _, sample_weight = squeeze_or_expand_to_same_rank(y_true, sample_weight.unsqueeze(-1), expand_rank_1=False)
     if top_k is not None:
         y_pred = _filter_top_k(y_pred, top_k)
     if class_id is not None:
         if y_pred.ndim == 1:
-            raise ValueError("When class_id is given, y_pred must have shape (num_samples, num_classes). "
-                             f"Received: y_pred.shape={tuple(y_pred.shape)}")
+            raise ValueError(
+                "When class_id is given, y_pred must have shape (num_samples, num_classes). "
+                f"Received: y_pred.shape={tuple(y_pred.shape)}"
+            )
         y_true, y_pred = y_true[..., class_id, None], y_pred[..., class_id, None]
     weights = _weights(sample_weight, label_weights, y_pred)
     if evenly:
@@ -163,11 +196,15 @@ class _ThresholdMetric(Metric):
 
     def _counts(self, y_true: Any, y_pred: Any, sample_weight: Any, **kwargs: Any) -> Counts:
         weight = None if sample_weight is None else self._tensor(sample_weight, self.dtype)
-        return confusion_counts(self._tensor(y_true, self.dtype), self._tensor(y_pred, self.dtype),
-                                self._thresholds, evenly=self._evenly, with_epsilon=self._with_epsilon,
-                                sample_weight=weight, **kwargs)
-
-
+        return confusion_counts(
+            self._tensor(y_true, self.dtype),
+            self._tensor(y_pred, self.dtype),
+            self._thresholds,
+            evenly=self._evenly,
+            with_epsilon=self._with_epsilon,
+            sample_weight=weight,
+            **kwargs,
+        )
 
 
 class _CountMetric(_ThresholdMetric):
@@ -237,8 +274,14 @@ class Precision(_ThresholdMetric):
     higher_is_better = True
     _other = ("false_positives", "fp")
 
-    def __init__(self, thresholds: Any = None, top_k: int | None = None, class_id: int | None = None,
-                 name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        thresholds: Any = None,
+        top_k: int | None = None,
+        class_id: int | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(name=name, dtype=dtype)
         self.init_thresholds, self.top_k, self.class_id = thresholds, top_k, class_id
         values = _parse_thresholds(thresholds, 0.5 if top_k is None else NEG_INF)
@@ -260,8 +303,12 @@ class Precision(_ThresholdMetric):
         return result[0] if len(self._threshold_values) == 1 else result
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "thresholds": self.init_thresholds, "top_k": self.top_k,
-                "class_id": self.class_id}
+        return {
+            **super().get_config(),
+            "thresholds": self.init_thresholds,
+            "top_k": self.top_k,
+            "class_id": self.class_id,
+        }
 
 
 class Recall(Precision):
@@ -275,8 +322,14 @@ class Recall(Precision):
 
 _STATES = ("true_positives", "false_positives", "true_negatives", "false_negatives")
 _CURVES = {"ROC": "ROC", "roc": "ROC", "PR": "PR", "pr": "PR", "PRGAIN": "PRGAIN", "prgain": "PRGAIN"}
-_SUMMATIONS = {"interpolation": "interpolation", "Interpolation": "interpolation", "minoring": "minoring",
-               "Minoring": "minoring", "majoring": "majoring", "Majoring": "majoring"}
+_SUMMATIONS = {
+    "interpolation": "interpolation",
+    "Interpolation": "interpolation",
+    "minoring": "minoring",
+    "Minoring": "minoring",
+    "majoring": "majoring",
+    "Majoring": "majoring",
+}
 
 
 def _lookup(table: dict[str, str], value: Any, arg: str) -> str:
@@ -305,9 +358,19 @@ class AUC(_ThresholdMetric):
 
     higher_is_better = True
 
-    def __init__(self, num_thresholds: int = 200, curve: str = "ROC", summation_method: str = "interpolation",
-                 name: str | None = None, dtype: Any = None, thresholds: Any = None, multi_label: bool = False,
-                 num_labels: int | None = None, label_weights: Any = None, from_logits: bool = False):
+    def __init__(
+        self,
+        num_thresholds: int = 200,
+        curve: str = "ROC",
+        summation_method: str = "interpolation",
+        name: str | None = None,
+        dtype: Any = None,
+        thresholds: Any = None,
+        multi_label: bool = False,
+        num_labels: int | None = None,
+        label_weights: Any = None,
+        from_logits: bool = False,
+    ):
         super().__init__(name=name, dtype=dtype)
         self.curve = _lookup(_CURVES, curve, "curve")
         self.summation_method = _lookup(_SUMMATIONS, summation_method, "summation_method")
@@ -326,7 +389,9 @@ class AUC(_ThresholdMetric):
         self.label_weights = None if label_weights is None else self._tensor(label_weights, self.dtype)
         self._built = False
         if num_labels and not multi_label:
-            raise ValueError(f"`num_labels` is needed only when `multi_label` is True. Received: num_labels={num_labels}")
+            raise ValueError(
+                f"`num_labels` is needed only when `multi_label` is True. Received: num_labels={num_labels}"
+            )
         if num_labels or not multi_label:
             self._build(num_labels if multi_label else None)
 
@@ -350,13 +415,19 @@ class AUC(_ThresholdMetric):
         y_pred = self._tensor(y_pred, self.dtype)
         if not self._built:
             if y_pred.ndim != 2:
-                raise ValueError("`y_pred` must have rank 2 when `multi_label=True`. "
-                                 f"Received: y_pred.shape={tuple(y_pred.shape)}")
+                raise ValueError(
+                    f"`y_pred` must have rank 2 when `multi_label=True`. Received: y_pred.shape={tuple(y_pred.shape)}"
+                )
             self._build(y_pred.shape[1])
         if self.from_logits:
             y_pred = torch.sigmoid(y_pred)
-        counts = self._counts(y_true, y_pred, sample_weight, multi_label=self.multi_label,
-                              label_weights=None if self.multi_label else self.label_weights)
+        counts = self._counts(
+            y_true,
+            y_pred,
+            sample_weight,
+            multi_label=self.multi_label,
+            label_weights=None if self.multi_label else self.label_weights,
+        )
         for state, value in zip(_STATES, counts):  # Counts is (tp, fp, tn, fn), the states' order
             getattr(self, state).add_(value)
 
@@ -379,8 +450,9 @@ class AUC(_ThresholdMetric):
         intercept = tp[1:] - prec_slope * p[1:]
         both_pos = (p[:-1] > 0) & (p[1:] > 0)
         safe_p_ratio = torch.where(both_pos, divide_no_nan(p[:-1], p[1:].clamp_min(0)), torch.ones_like(p[1:]))
-        increment = divide_no_nan(prec_slope * (dtp + intercept * torch.log(safe_p_ratio)),
-                                  (tp[1:] + fn[1:]).clamp_min(0))
+        increment = divide_no_nan(
+            prec_slope * (dtp + intercept * torch.log(safe_p_ratio)), (tp[1:] + fn[1:]).clamp_min(0)
+        )
         return self._average(increment)
 
     def _curve(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -410,10 +482,16 @@ class AUC(_ThresholdMetric):
         return self._average((x[:-1] - x[1:]) * heights)
 
     def get_config(self) -> dict[str, Any]:
-        config = {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve,
-                  "summation_method": self.summation_method, "multi_label": self.multi_label,
-                  "num_labels": self.num_labels, "from_logits": self.from_logits,
-                  "label_weights": None if self.label_weights is None else self.label_weights.tolist()}
+        config = {
+            **super().get_config(),
+            "num_thresholds": self.num_thresholds,
+            "curve": self.curve,
+            "summation_method": self.summation_method,
+            "multi_label": self.multi_label,
+            "num_labels": self.num_labels,
+            "from_logits": self.from_logits,
+            "label_weights": None if self.label_weights is None else self.label_weights.tolist(),
+        }
         if self._init_from_thresholds:
             config["thresholds"] = self.thresholds[1:-1]
         return config

@@ -4,6 +4,7 @@
 Owns: per-class true/false positive and false negative sums, and the None / micro / macro /
 weighted averages. Not: threshold sweeps (``confusion.py``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -43,25 +44,36 @@ class FBetaScore(Metric):
     higher_is_better = True
     _config_keys = ("average", "beta", "threshold")
 
-    def __init__(self, average: str | None = None, beta: float = 1.0, threshold: float | None = None,
-                 name: str = "fbeta_score", dtype: Any = None):
+    def __init__(
+        self,
+        average: str | None = None,
+        beta: float = 1.0,
+        threshold: float | None = None,
+        name: str = "fbeta_score",
+        dtype: Any = None,
+    ):
         super().__init__(name=name, dtype=dtype)
         if average not in (None, "micro", "macro", "weighted"):
-            raise ValueError("FBetaScore's average must be one of None, 'micro', 'macro', 'weighted'. "
-                             f"Received: average={average!r}")
+            raise ValueError(
+                f"FBetaScore's average must be one of None, 'micro', 'macro', 'weighted'. Received: average={average!r}"
+            )
         if not isinstance(beta, float) or beta <= 0.0:
             raise ValueError(f"FBetaScore's beta must be a Python float > 0. Received: beta={beta!r}")
         if threshold is not None and (not isinstance(threshold, float) or not 0.0 < threshold <= 1.0):
-            raise ValueError("FBetaScore's threshold must be a Python float with 0 < threshold <= 1. "
-                             f"Received: threshold={threshold!r}")
+            raise ValueError(
+                "FBetaScore's threshold must be a Python float with 0 < threshold <= 1. "
+                f"Received: threshold={threshold!r}"
+            )
         self.average, self.beta, self.threshold = average, beta, threshold
         self._dim = None if average == "micro" else 0
         self._built = False
 
     def _build(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
         if y_true.ndim != 2 or y_pred.ndim != 2:
-            raise ValueError(f"{type(self).__name__} expects 2D inputs of shape (batch_size, num_classes). "
-                             f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}")
+            raise ValueError(
+                f"{type(self).__name__} expects 2D inputs of shape (batch_size, num_classes). "
+                f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}"
+            )
         zeros = torch.zeros(() if self.average == "micro" else (y_pred.shape[-1],))
         for state in _STATES:
             self.add_state(state, zeros)
@@ -94,7 +106,7 @@ class FBetaScore(Metric):
         tp = self.true_positives
         precision = tp / (tp + self.false_positives + EPSILON)
         recall = tp / (tp + self.false_negatives + EPSILON)
-        beta_sq = self.beta ** 2
+        beta_sq = self.beta**2
         score = precision * recall / (beta_sq * precision + recall + EPSILON) * (1 + beta_sq)
         if self.average == "weighted":
             weights = self.intermediate_weights / (self.intermediate_weights.sum() + EPSILON)
@@ -116,6 +128,7 @@ class F1Score(FBetaScore):
 
     _config_keys = ("average", "threshold")
 
-    def __init__(self, average: str | None = None, threshold: float | None = None,
-                 name: str = "f1_score", dtype: Any = None):
+    def __init__(
+        self, average: str | None = None, threshold: float | None = None, name: str = "f1_score", dtype: Any = None
+    ):
         super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)

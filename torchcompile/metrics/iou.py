@@ -5,6 +5,7 @@ Owns: the running ``num_classes x num_classes`` confusion matrix (rows true, col
 and ``ignore_class``. As in Keras the matrix is integer by default (labels and weights are
 truncated unless ``dtype`` is a float); int64 rather than Keras' int32, so it cannot overflow.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -17,6 +18,8 @@ from torchcompile.metrics.metric import Metric, resolve_dtype
 __all__ = ["IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU"]
 
 EPSILON = 1e-7  # keras.backend.epsilon()
+
+
 class IoU(Metric):
     """IoU ``tp / (tp + fp + fn)`` averaged over ``target_class_ids`` (``keras.metrics.IoU``).
 
@@ -32,14 +35,24 @@ class IoU(Metric):
     higher_is_better = True
     _config_keys = ("num_classes", "target_class_ids", "ignore_class", "sparse_y_true", "sparse_y_pred", "axis")
 
-    def __init__(self, num_classes: int, target_class_ids: Sequence[int], name: str | None = None,
-                 dtype: Any = None, ignore_class: int | None = None, sparse_y_true: bool = True,
-                 sparse_y_pred: bool = True, axis: int = -1):
+    def __init__(
+        self,
+        num_classes: int,
+        target_class_ids: Sequence[int],
+        name: str | None = None,
+        dtype: Any = None,
+        ignore_class: int | None = None,
+        sparse_y_true: bool = True,
+        sparse_y_pred: bool = True,
+        axis: int = -1,
+    ):
         super().__init__(name=name)
         self.dtype = torch.int64 if dtype is None else resolve_dtype(dtype, allow_int=True)
         if max(target_class_ids) >= num_classes:
-            raise ValueError(f"Target class id {max(target_class_ids)} is out of range [0, {num_classes}). "
-                             f"Received: target_class_ids={list(target_class_ids)!r}")
+            raise ValueError(
+                f"Target class id {max(target_class_ids)} is out of range [0, {num_classes}). "
+                f"Received: target_class_ids={list(target_class_ids)!r}"
+            )
         self.num_classes, self.target_class_ids = num_classes, list(target_class_ids)
         self.ignore_class = ignore_class
         self.sparse_y_true, self.sparse_y_pred, self.axis = sparse_y_true, sparse_y_pred, axis
@@ -53,13 +66,21 @@ class IoU(Metric):
             y_pred = y_pred.argmax(dim=self.axis)
         y_true, y_pred = y_true.to(self.dtype).reshape(-1), y_pred.to(self.dtype).reshape(-1)
         if "float" in str(getattr(sample_weight, "dtype", "")) and not self.dtype.is_floating_point:
-            warnings.warn(f"{type(self).__name__} truncates float sample weights to integers ({self.dtype}, as "
-                          "Keras); pass integer weights, or dtype='float32'.", stacklevel=2)
+            warnings.warn(
+                f"{type(self).__name__} truncates float sample weights to integers ({self.dtype}, as "
+                "Keras); pass integer weights, or dtype='float32'.",
+                stacklevel=2,
+            )
         weight = self._tensor(1 if sample_weight is None else sample_weight, self.dtype)
         weight = torch.broadcast_to(weight.reshape(-1) if weight.ndim > 1 else weight, y_true.shape)
         c = self.num_classes
-        valid = (y_true >= 0) & (y_true < c) & (y_pred >= 0) & (y_pred < c) & (y_true != (
-            -1 if self.ignore_class is None else self.ignore_class))
+        valid = (
+            (y_true >= 0)
+            & (y_true < c)
+            & (y_pred >= 0)
+            & (y_pred < c)
+            & (y_true != (-1 if self.ignore_class is None else self.ignore_class))
+        )
         index = torch.where(valid, y_true, 0).to(torch.int64) * c + torch.where(valid, y_pred, 0).to(torch.int64)
         self.total_cm.view(-1).index_add_(0, index, torch.where(valid, weight, 0))
 
@@ -84,19 +105,41 @@ class MeanIoU(IoU):
 
     _config_keys = ("num_classes", "ignore_class", "sparse_y_true", "sparse_y_pred", "axis")
 
-    def __init__(self, num_classes: int, name: str | None = None, dtype: Any = None, ignore_class: int | None = None,
-                 sparse_y_true: bool = True, sparse_y_pred: bool = True, axis: int = -1):
-        super().__init__(num_classes, list(range(num_classes)), name=name, dtype=dtype, ignore_class=ignore_class,
-                         sparse_y_true=sparse_y_true, sparse_y_pred=sparse_y_pred, axis=axis)
+    def __init__(
+        self,
+        num_classes: int,
+        name: str | None = None,
+        dtype: Any = None,
+        ignore_class: int | None = None,
+        sparse_y_true: bool = True,
+        sparse_y_pred: bool = True,
+        axis: int = -1,
+    ):
+        super().__init__(
+            num_classes,
+            list(range(num_classes)),
+            name=name,
+            dtype=dtype,
+            ignore_class=ignore_class,
+            sparse_y_true=sparse_y_true,
+            sparse_y_pred=sparse_y_pred,
+            axis=axis,
+        )
 
 
 class BinaryIoU(IoU):
     """IoU of 0/1 labels against ``y_pred >= threshold`` (default 0.5), averaged over
     ``target_class_ids`` (default ``(0, 1)``). Also takes ``name`` and ``dtype``."""
+
     _config_keys = ("target_class_ids", "threshold")
 
-    def __init__(self, target_class_ids: Sequence[int] = (0, 1), threshold: float = 0.5,
-                 name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        target_class_ids: Sequence[int] = (0, 1),
+        threshold: float = 0.5,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(2, target_class_ids, name=name, dtype=dtype)
         self.threshold = threshold
 
@@ -107,19 +150,51 @@ class BinaryIoU(IoU):
 
 class OneHotIoU(IoU):
     """``IoU`` for one-hot labels: ``sparse_y_true=False``. Takes ``IoU``'s other arguments."""
+
     _config_keys = ("num_classes", "target_class_ids", "ignore_class", "sparse_y_pred", "axis")
 
-    def __init__(self, num_classes: int, target_class_ids: Sequence[int], name: str | None = None,
-                 dtype: Any = None, ignore_class: int | None = None, sparse_y_pred: bool = False, axis: int = -1):
-        super().__init__(num_classes, target_class_ids, name=name, dtype=dtype, ignore_class=ignore_class,
-                         sparse_y_true=False, sparse_y_pred=sparse_y_pred, axis=axis)
+    def __init__(
+        self,
+        num_classes: int,
+        target_class_ids: Sequence[int],
+        name: str | None = None,
+        dtype: Any = None,
+        ignore_class: int | None = None,
+        sparse_y_pred: bool = False,
+        axis: int = -1,
+    ):
+        super().__init__(
+            num_classes,
+            target_class_ids,
+            name=name,
+            dtype=dtype,
+            ignore_class=ignore_class,
+            sparse_y_true=False,
+            sparse_y_pred=sparse_y_pred,
+            axis=axis,
+        )
 
 
 class OneHotMeanIoU(MeanIoU):
     """``MeanIoU`` for one-hot labels: ``sparse_y_true=False``. Takes ``MeanIoU``'s other arguments."""
+
     _config_keys = ("num_classes", "ignore_class", "sparse_y_pred", "axis")
 
-    def __init__(self, num_classes: int, name: str | None = None, dtype: Any = None,
-                 ignore_class: int | None = None, sparse_y_pred: bool = False, axis: int = -1):
-        super().__init__(num_classes, name=name, dtype=dtype, ignore_class=ignore_class,
-                         sparse_y_true=False, sparse_y_pred=sparse_y_pred, axis=axis)
+    def __init__(
+        self,
+        num_classes: int,
+        name: str | None = None,
+        dtype: Any = None,
+        ignore_class: int | None = None,
+        sparse_y_pred: bool = False,
+        axis: int = -1,
+    ):
+        super().__init__(
+            num_classes,
+            name=name,
+            dtype=dtype,
+            ignore_class=ignore_class,
+            sparse_y_true=False,
+            sparse_y_pred=sparse_y_pred,
+            axis=axis,
+        )

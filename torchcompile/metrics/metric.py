@@ -10,14 +10,15 @@ Not: which metric a string names (``metrics/__init__.py``).
 No method here reads a tensor back to the host: no ``.item()``, ``float()``,
 ``.tolist()``, ``.cpu()`` and no Python branch on a tensor's value.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import torch
 
-from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
-from torchcompile.engine.registry import to_snake_case
+from torchcompile.core.registry import to_snake_case
+from torchcompile.core.shapes import squeeze_or_expand_to_same_rank
 
 __all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric"]
 
@@ -27,10 +28,14 @@ def resolve_dtype(dtype: str | torch.dtype | None, allow_int: bool = False) -> t
 
     Integer dtypes are refused unless ``allow_int`` (count-only state, such as IoU's).
     """
-    resolved = torch.float32 if dtype is None else (
-        dtype if isinstance(dtype, torch.dtype) else getattr(torch, str(dtype), None))
+    resolved = (
+        torch.float32
+        if dtype is None
+        else (dtype if isinstance(dtype, torch.dtype) else getattr(torch, str(dtype), None))
+    )
     if not isinstance(resolved, torch.dtype) or not (
-            resolved.is_floating_point or (allow_int and not resolved.is_complex and resolved != torch.bool)):
+        resolved.is_floating_point or (allow_int and not resolved.is_complex and resolved != torch.bool)
+    ):
         kind = "a floating point or integer" if allow_int else "a floating point"
         raise ValueError(f"A metric's dtype must be {kind} dtype such as 'float32'. Received: dtype={dtype!r}")
     return resolved
@@ -153,8 +158,9 @@ class Metric:
         return f"<{type(self).__name__} name={self.name}>"
 
 
-def _reduce_to_samplewise_values(values: torch.Tensor, sample_weight: torch.Tensor | None,
-                                 reduce_fn: Callable) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _reduce_to_samplewise_values(
+    values: torch.Tensor, sample_weight: torch.Tensor | None, reduce_fn: Callable
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Keras' ``reduce_to_samplewise_values``: weight, then reduce all but the first axis."""
     if sample_weight is not None:
         values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
@@ -219,8 +225,13 @@ class Mean(Metric):
         self.add_state("count", 0.0)
 
     def update_state(self, values: Any, sample_weight: Any = None) -> None:
-        if isinstance(sample_weight, (int, float)) and isinstance(values, torch.Tensor) and values.ndim == 0 \
-                and values.dtype == self.dtype and values.device == self._device:
+        if (
+            isinstance(sample_weight, (int, float))
+            and isinstance(values, torch.Tensor)
+            and values.ndim == 0
+            and values.dtype == self.dtype
+            and values.device == self._device
+        ):
             # The engine's loss tracker (a scalar weighted by the batch size): two kernels, no temporaries.
             self.total.add_(values.detach() if values.requires_grad else values, alpha=sample_weight)
             self.count.add_(sample_weight)
@@ -258,8 +269,7 @@ class MeanMetricWrapper(Mean):
         tensor(0.5000)
     """
 
-    def __init__(self, fn: Callable, name: str | None = None,
-                 dtype: str | torch.dtype | None = None, **fn_kwargs: Any):
+    def __init__(self, fn: Callable, name: str | None = None, dtype: str | torch.dtype | None = None, **fn_kwargs: Any):
         super().__init__(name=name or "mean_metric_wrapper", dtype=dtype)
         self._fn = fn
         self._fn_kwargs = fn_kwargs
@@ -293,9 +303,11 @@ class ForeignMetric(Metric):
     def __init__(self, obj: Any):
         missing = [m for m in ("update", "compute", "reset") if not callable(getattr(obj, m, None))]
         if missing:
-            raise TypeError(f"ForeignMetric wraps objects with torchmetrics' update/compute/reset "
-                            f"methods; {type(obj).__name__} lacks {', '.join(missing)}. "
-                            f"Received: obj={obj!r}")
+            raise TypeError(
+                f"ForeignMetric wraps objects with torchmetrics' update/compute/reset "
+                f"methods; {type(obj).__name__} lacks {', '.join(missing)}. "
+                f"Received: obj={obj!r}"
+            )
         own_name = getattr(obj, "name", None)
         super().__init__(name=own_name if isinstance(own_name, str) else to_snake_case(type(obj).__name__))
         self.obj = obj
@@ -304,9 +316,11 @@ class ForeignMetric(Metric):
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         if sample_weight is not None:
-            raise ValueError(f"The wrapped metric {self.name!r} ({type(self.obj).__name__}) takes no "
-                             "sample_weight; pass it in `metrics=` rather than `weighted_metrics=`. "
-                             "Received: sample_weight=<not None>")
+            raise ValueError(
+                f"The wrapped metric {self.name!r} ({type(self.obj).__name__}) takes no "
+                "sample_weight; pass it in `metrics=` rather than `weighted_metrics=`. "
+                "Received: sample_weight=<not None>"
+            )
         self.obj.update(self._foreign(y_pred), self._foreign(y_true))
 
     def result(self) -> torch.Tensor:

@@ -5,18 +5,25 @@ Owns: BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy
 KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge (the metric classes, with
 Keras' names and options). Not: the per-sample numerics (``torchcompile/losses``).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
+from torchcompile.core.shapes import squeeze_or_expand_to_same_rank
 from torchcompile.losses import functions as loss_fns
 from torchcompile.losses.probabilistic import sparse_valid_mask
-from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
 from torchcompile.metrics.metric import MeanMetricWrapper
 
 __all__ = [
-    "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
-    "KLDivergence", "Poisson", "Hinge", "SquaredHinge", "CategoricalHinge",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "KLDivergence",
+    "Poisson",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
 ]
 
 
@@ -36,10 +43,20 @@ class BinaryCrossentropy(_LossMetric):
     Also takes the arguments of ``Metric``.
     """
 
-    def __init__(self, name: str = "binary_crossentropy", dtype: Any = None,
-                 from_logits: bool = False, label_smoothing: float = 0):
-        super().__init__(loss_fns.binary_crossentropy, name=name, dtype=dtype,
-                         from_logits=from_logits, label_smoothing=label_smoothing)
+    def __init__(
+        self,
+        name: str = "binary_crossentropy",
+        dtype: Any = None,
+        from_logits: bool = False,
+        label_smoothing: float = 0,
+    ):
+        super().__init__(
+            loss_fns.binary_crossentropy,
+            name=name,
+            dtype=dtype,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+        )
 
 
 class CategoricalCrossentropy(_LossMetric):
@@ -53,10 +70,22 @@ class CategoricalCrossentropy(_LossMetric):
     Also takes the arguments of ``Metric``.
     """
 
-    def __init__(self, name: str = "categorical_crossentropy", dtype: Any = None,
-                 from_logits: bool = False, label_smoothing: float = 0, axis: int = -1):
-        super().__init__(loss_fns.categorical_crossentropy, name=name, dtype=dtype,
-                         from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+    def __init__(
+        self,
+        name: str = "categorical_crossentropy",
+        dtype: Any = None,
+        from_logits: bool = False,
+        label_smoothing: float = 0,
+        axis: int = -1,
+    ):
+        super().__init__(
+            loss_fns.categorical_crossentropy,
+            name=name,
+            dtype=dtype,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
+        )
 
 
 class SparseCategoricalCrossentropy(_LossMetric):
@@ -73,10 +102,22 @@ class SparseCategoricalCrossentropy(_LossMetric):
     Also takes the arguments of ``Metric``.
     """
 
-    def __init__(self, name: str = "sparse_categorical_crossentropy", dtype: Any = None,
-                 from_logits: bool = False, ignore_class: int | None = None, axis: int = -1):
-        super().__init__(loss_fns.sparse_categorical_crossentropy, name=name, dtype=dtype,
-                         from_logits=from_logits, ignore_class=ignore_class, axis=axis)
+    def __init__(
+        self,
+        name: str = "sparse_categorical_crossentropy",
+        dtype: Any = None,
+        from_logits: bool = False,
+        ignore_class: int | None = None,
+        axis: int = -1,
+    ):
+        super().__init__(
+            loss_fns.sparse_categorical_crossentropy,
+            name=name,
+            dtype=dtype,
+            from_logits=from_logits,
+            ignore_class=ignore_class,
+            axis=axis,
+        )
         self.ignore_class, self.axis = ignore_class, axis
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
@@ -85,7 +126,8 @@ class SparseCategoricalCrossentropy(_LossMetric):
             y_pred = self._tensor(y_pred)
             mask = sparse_valid_mask(self._tensor(y_true), y_pred, self.ignore_class, self.axis)
             mask, sample_weight = squeeze_or_expand_to_same_rank(
-                mask.to(self.dtype), self._tensor(sample_weight, self.dtype))
+                mask.to(self.dtype), self._tensor(sample_weight, self.dtype)
+            )
             sample_weight = sample_weight * mask
         super().update_state(y_true, y_pred, sample_weight=sample_weight)
 
@@ -123,4 +165,3 @@ class CategoricalHinge(_LossMetric):
 
     def __init__(self, name: str = "categorical_hinge", dtype: Any = None):
         super().__init__(loss_fns.categorical_hinge, name=name, dtype=dtype)
-

@@ -6,19 +6,27 @@ MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity,
 LogCoshError, R2Score, and the metric form of ``cosine_similarity`` (positive, unlike
 the loss). Not: the per-sample loss functions (``torchcompile/losses/functions.py``).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import torch
 
+from torchcompile.core.shapes import squeeze_or_expand_to_same_rank
 from torchcompile.losses import functions as loss_fns
-from torchcompile.losses.checks import keras_squeeze_or_expand as squeeze_or_expand_to_same_rank
 from torchcompile.metrics.metric import Mean, MeanMetricWrapper, Metric
 
 __all__ = [
-    "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
-    "MeanSquaredLogarithmicError", "CosineSimilarity", "LogCoshError", "R2Score", "cosine_similarity",
+    "MeanSquaredError",
+    "RootMeanSquaredError",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "CosineSimilarity",
+    "LogCoshError",
+    "R2Score",
+    "cosine_similarity",
 ]
 
 
@@ -146,16 +154,21 @@ class R2Score(Metric):
     higher_is_better = True
     _config_keys = ("class_aggregation", "num_regressors")
 
-    def __init__(self, class_aggregation: str | None = "uniform_average", num_regressors: int = 0,
-                 name: str = "r2_score", dtype: Any = None):
+    def __init__(
+        self,
+        class_aggregation: str | None = "uniform_average",
+        num_regressors: int = 0,
+        name: str = "r2_score",
+        dtype: Any = None,
+    ):
         super().__init__(name=name, dtype=dtype)
         valid = (None, "uniform_average", "variance_weighted_average")
         if class_aggregation not in valid:
-            raise ValueError(f"R2Score's class_aggregation must be one of {valid}. "
-                             f"Received: class_aggregation={class_aggregation!r}")
+            raise ValueError(
+                f"R2Score's class_aggregation must be one of {valid}. Received: class_aggregation={class_aggregation!r}"
+            )
         if num_regressors < 0:
-            raise ValueError("R2Score's num_regressors must be >= 0. "
-                             f"Received: num_regressors={num_regressors!r}")
+            raise ValueError(f"R2Score's num_regressors must be >= 0. Received: num_regressors={num_regressors!r}")
         self.class_aggregation = class_aggregation
         self.num_regressors = num_regressors
         self.add_state("num_samples", 0.0)
@@ -163,8 +176,10 @@ class R2Score(Metric):
 
     def _build(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
         if y_true.ndim != 2 or y_pred.ndim != 2:
-            raise ValueError("R2Score expects 2D inputs of shape (batch_size, output_dim). Received: "
-                             f"y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}")
+            raise ValueError(
+                "R2Score expects 2D inputs of shape (batch_size, output_dim). Received: "
+                f"y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}"
+            )
         zeros = torch.zeros(y_pred.shape[-1])
         for state in ("squared_sum", "sum", "total_mse", "count"):
             self.add_state(state, zeros)

@@ -11,27 +11,60 @@ writes every group, and raises ``TypeError`` (as Keras does) when a schedule or 
 ``lr_scheduler`` given to the spec drives the rate. With ``use_ema=True``, call
 ``finalize_variable_values(opt)`` when training ends to load the averaged weights (Keras' fit does).
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
 
 import torch
 
-from torchcompile.engine.registry import Registry
+from torchcompile.core.registry import Registry
 from torchcompile.optimizers import schedules
 from torchcompile.optimizers.builtin import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
 from torchcompile.optimizers.extra import Adafactor, Ftrl, Lamb, Lion
 from torchcompile.optimizers.optimizer import Optimizer
 from torchcompile.optimizers.step_hooks import finalize_variable_values, get_learning_rate, set_learning_rate
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam",
-           "Adafactor", "Lion", "Ftrl", "Lamb", "schedules", "get", "build", "get_learning_rate",
-           "set_learning_rate", "finalize_variable_values"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "Adadelta",
+    "Adamax",
+    "Nadam",
+    "Adafactor",
+    "Lion",
+    "Ftrl",
+    "Lamb",
+    "schedules",
+    "get",
+    "build",
+    "get_learning_rate",
+    "set_learning_rate",
+    "finalize_variable_values",
+]
 
-ALL_OBJECTS = Registry("optimizer", {
-    "sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad,
-    "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam, "adafactor": Adafactor,
-    "lion": Lion, "ftrl": Ftrl, "lamb": Lamb}, case_sensitive=False)
+ALL_OBJECTS = Registry(
+    "optimizer",
+    {
+        "sgd": SGD,
+        "rmsprop": RMSprop,
+        "adam": Adam,
+        "adamw": AdamW,
+        "adagrad": Adagrad,
+        "adadelta": Adadelta,
+        "adamax": Adamax,
+        "nadam": Nadam,
+        "adafactor": Adafactor,
+        "lion": Lion,
+        "ftrl": Ftrl,
+        "lamb": Lamb,
+    },
+    case_sensitive=False,
+)
 
 
 def get(identifier: Any) -> Any:
@@ -50,9 +83,11 @@ def get(identifier: Any) -> Any:
         return ALL_OBJECTS.lookup(identifier)()
     if isinstance(identifier, dict) and "class_name" in identifier:
         return ALL_OBJECTS.lookup(identifier["class_name"]).from_config(dict(identifier.get("config", {})))
-    raise TypeError("Could not interpret optimizer identifier: pass an id such as 'adam', a tc.optimizers "
-                    "object, a {'class_name', 'config'} dict, or a torch.optim.Optimizer (instance or class). "
-                    f"Received: optimizer={identifier!r} of type {type(identifier).__name__}")
+    raise TypeError(
+        "Could not interpret optimizer identifier: pass an id such as 'adam', a tc.optimizers "
+        "object, a {'class_name', 'config'} dict, or a torch.optim.Optimizer (instance or class). "
+        f"Received: optimizer={identifier!r} of type {type(identifier).__name__}"
+    )
 
 
 def build(identifier: Any, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer | None:
@@ -72,8 +107,10 @@ def _checked(optimizer: torch.optim.Optimizer, params: list) -> torch.optim.Opti
     foreign = len(held - {id(p) for p in params})
     missing = sum(p.requires_grad and id(p) not in held for p in params)
     if foreign or missing:
-        raise ValueError(f"The {type(optimizer).__name__} passed to compile must hold exactly the module's "
-                         "trainable parameters; build it over `model.module.parameters()` (freeze parameters "
-                         "to leave out with `requires_grad_(False)`). Received: optimizer with "
-                         f"{foreign} parameters not in the module, missing {missing} trainable ones")
+        raise ValueError(
+            f"The {type(optimizer).__name__} passed to compile must hold exactly the module's "
+            "trainable parameters; build it over `model.module.parameters()` (freeze parameters "
+            "to leave out with `requires_grad_(False)`). Received: optimizer with "
+            f"{foreign} parameters not in the module, missing {missing} trainable ones"
+        )
     return optimizer

@@ -10,6 +10,7 @@ Where torch places epsilon differently from Keras (Adam, AdamW, Adamax, RMSprop,
 torch's placement stands (api.md); tests/optimizers/test_builtin.py states the measured
 difference for each.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -59,8 +60,15 @@ class RMSprop(Optimizer):
     _keras_args = ("rho", "momentum", "epsilon", "centered")
     _momentum_key = "momentum_buffer"
 
-    def __init__(self, learning_rate: Any = 0.001, rho: float = 0.9, momentum: float = 0.0,
-                 epsilon: float = 1e-7, centered: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
 
@@ -73,8 +81,14 @@ class AdamFamily(Optimizer):
 
     _keras_args = ("beta_1", "beta_2", "epsilon")
 
-    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, **kwargs: Any):
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ):
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
@@ -92,8 +106,15 @@ class Adam(AdamFamily):
     torch_class = torch.optim.Adam
     _keras_args = ("beta_1", "beta_2", "epsilon", "amsgrad")
 
-    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
         self.amsgrad = amsgrad
 
@@ -111,8 +132,16 @@ class AdamW(Adam):
     torch_class = torch.optim.AdamW
     _native_weight_decay = True
 
-    def __init__(self, learning_rate: Any = 0.001, weight_decay: float | None = 0.004, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        weight_decay: float | None = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs)
 
     def _torch_kwargs(self) -> dict[str, Any]:
@@ -128,8 +157,9 @@ class Adagrad(Optimizer):
     torch_class = torch.optim.Adagrad
     _keras_args = ("initial_accumulator_value", "epsilon")
 
-    def __init__(self, learning_rate: Any = 0.001, initial_accumulator_value: float = 0.1,
-                 epsilon: float = 1e-7, **kwargs: Any):
+    def __init__(
+        self, learning_rate: Any = 0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7, **kwargs: Any
+    ):
         super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
 

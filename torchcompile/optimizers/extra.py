@@ -10,6 +10,7 @@ Not: weight decay and clipping, applied by the spec's step hooks as for every op
 Bias corrections count steps per parameter (``state["step"]``, a Python int), as torch's
 optimizers do; Keras counts optimizer steps, the same while every parameter gets a gradient.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,7 @@ def _states(optimizer: torch.optim.Optimizer, params: list, **init: Any) -> list
     for p, state in zip(params, states):
         if "step" not in state:
             state["step"] = 0
-            state.update({k: torch.full_like(p, v, memory_format=torch.preserve_format)
-                          for k, v in init.items()})
+            state.update({k: torch.full_like(p, v, memory_format=torch.preserve_format) for k, v in init.items()})
         state["step"] += 1
     return states
 
@@ -65,12 +65,29 @@ class TorchLion(torch.optim.Optimizer):
 class TorchFtrl(torch.optim.Optimizer):
     """Keras' FTRL-Proximal, with its L1, L2 and L2-shrinkage terms and ``beta``."""
 
-    def __init__(self, params: Any, lr: float = 0.001, lr_power: float = -0.5,
-                 initial_accumulator_value: float = 0.1, l1: float = 0.0, l2: float = 0.0,
-                 l2_shrinkage: float = 0.0, beta: float = 0.0):
-        super().__init__(params, {"lr": lr, "lr_power": lr_power, "l1": l1, "l2": l2, "beta": beta,
-                                  "initial_accumulator_value": initial_accumulator_value,
-                                  "l2_shrinkage": l2_shrinkage})
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.001,
+        lr_power: float = -0.5,
+        initial_accumulator_value: float = 0.1,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        l2_shrinkage: float = 0.0,
+        beta: float = 0.0,
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "lr_power": lr_power,
+                "l1": l1,
+                "l2": l2,
+                "beta": beta,
+                "initial_accumulator_value": initial_accumulator_value,
+                "l2_shrinkage": l2_shrinkage,
+            },
+        )
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -98,8 +115,7 @@ class TorchFtrl(torch.optim.Optimizer):
 class TorchLamb(torch.optim.Optimizer):
     """Keras' Lamb: Adam's bias-corrected step scaled per tensor by ``||w|| / ||step||``."""
 
-    def __init__(self, params: Any, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-7):
+    def __init__(self, params: Any, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
 
     @torch.no_grad()
@@ -114,13 +130,15 @@ class TorchLamb(torch.optim.Optimizer):
             ms, vs, steps = [s["m"] for s in states], [s["v"] for s in states], [s["step"] for s in states]
             torch._foreach_lerp_(ms, grads, 1 - beta_1)
             torch._foreach_lerp_(vs, torch._foreach_mul(grads, grads), 1 - beta_2)
-            denom = torch._foreach_div(vs, [1 - beta_2 ** t for t in steps])
+            denom = torch._foreach_div(vs, [1 - beta_2**t for t in steps])
             torch._foreach_sqrt_(denom)
             torch._foreach_add_(denom, group["eps"])
-            update = torch._foreach_div(torch._foreach_div(ms, [1 - beta_1 ** t for t in steps]), denom)
+            update = torch._foreach_div(torch._foreach_div(ms, [1 - beta_1**t for t in steps]), denom)
             # Keras: ratio = ||w|| / ||update|| when both are positive, else 1; kept on the device.
-            ratios = [torch.where((wn > 0) & (un > 0), wn / un, torch.ones_like(wn))
-                      for wn, un in zip(torch._foreach_norm(params), torch._foreach_norm(update))]
+            ratios = [
+                torch.where((wn > 0) & (un > 0), wn / un, torch.ones_like(wn))
+                for wn, un in zip(torch._foreach_norm(params), torch._foreach_norm(update))
+            ]
             torch._foreach_mul_(update, ratios)
             torch._foreach_add_(params, update, alpha=-group["lr"])
         return loss
@@ -129,10 +147,15 @@ class TorchLamb(torch.optim.Optimizer):
 class TorchAdafactor(torch.optim.Optimizer):
     """Keras' Adafactor: second moments factored over the last two axes of tensors with ndim >= 2."""
 
-    def __init__(self, params: Any, lr: float = 0.001, beta_2_decay: float = -0.8,
-                 eps: tuple[float, float] = (1e-30, 1e-3), clip_threshold: float = 1.0):
-        super().__init__(params, {"lr": lr, "beta_2_decay": beta_2_decay, "eps": eps,
-                                  "clip_threshold": clip_threshold})
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.001,
+        beta_2_decay: float = -0.8,
+        eps: tuple[float, float] = (1e-30, 1e-3),
+        clip_threshold: float = 1.0,
+    ):
+        super().__init__(params, {"lr": lr, "beta_2_decay": beta_2_decay, "eps": eps, "clip_threshold": clip_threshold})
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -153,7 +176,7 @@ class TorchAdafactor(torch.optim.Optimizer):
     def _update(w: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
         t, (eps_1, eps_2) = state["step"], group["eps"]
         # Keras caps the rate at 1/sqrt(t) (with or without relative_step, whose cap is the same).
-        rho = min(group["lr"], t ** -0.5)
+        rho = min(group["lr"], t**-0.5)
         alpha = torch.clamp_min(w.square().mean().sqrt(), eps_2) * rho
         g2 = g * g + eps_1
         beta = 1 - t ** group["beta_2_decay"]
@@ -178,8 +201,10 @@ class Lion(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.99, **kwargs: Any):
         super().__init__(learning_rate, **kwargs)
         if beta_1 <= 0 or beta_1 > 1:
-            raise ValueError("Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates "
-                             f"to SignSGD. Received: beta_1={beta_1}.")
+            raise ValueError(
+                "Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates "
+                f"to SignSGD. Received: beta_1={beta_1}."
+            )
         self.beta_1, self.beta_2 = beta_1, beta_2
 
     def _torch_kwargs(self) -> dict[str, Any]:
@@ -190,21 +215,38 @@ class Ftrl(Optimizer):
     """FTRL-Proximal with Keras' arguments and defaults; ``TorchFtrl`` inside."""
 
     torch_class = TorchFtrl
-    _keras_args = ("learning_rate_power", "initial_accumulator_value", "l1_regularization_strength",
-                   "l2_regularization_strength", "l2_shrinkage_regularization_strength", "beta")
+    _keras_args = (
+        "learning_rate_power",
+        "initial_accumulator_value",
+        "l1_regularization_strength",
+        "l2_regularization_strength",
+        "l2_shrinkage_regularization_strength",
+        "beta",
+    )
 
-    def __init__(self, learning_rate: Any = 0.001, learning_rate_power: float = -0.5,
-                 initial_accumulator_value: float = 0.1, l1_regularization_strength: float = 0.0,
-                 l2_regularization_strength: float = 0.0, l2_shrinkage_regularization_strength: float = 0.0,
-                 beta: float = 0.0, **kwargs: Any):
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        learning_rate_power: float = -0.5,
+        initial_accumulator_value: float = 0.1,
+        l1_regularization_strength: float = 0.0,
+        l2_regularization_strength: float = 0.0,
+        l2_shrinkage_regularization_strength: float = 0.0,
+        beta: float = 0.0,
+        **kwargs: Any,
+    ):
         super().__init__(learning_rate, **kwargs)
         if learning_rate_power > 0:
-            raise ValueError("`learning_rate_power` needs to be negative or zero. "
-                             f"Received: learning_rate_power={learning_rate_power}.")
-        for key, value in {"initial_accumulator_value": initial_accumulator_value,
-                           "l1_regularization_strength": l1_regularization_strength,
-                           "l2_regularization_strength": l2_regularization_strength,
-                           "l2_shrinkage_regularization_strength": l2_shrinkage_regularization_strength}.items():
+            raise ValueError(
+                "`learning_rate_power` needs to be negative or zero. "
+                f"Received: learning_rate_power={learning_rate_power}."
+            )
+        for key, value in {
+            "initial_accumulator_value": initial_accumulator_value,
+            "l1_regularization_strength": l1_regularization_strength,
+            "l2_regularization_strength": l2_regularization_strength,
+            "l2_shrinkage_regularization_strength": l2_shrinkage_regularization_strength,
+        }.items():
             if value < 0:
                 raise ValueError(f"`{key}` needs to be positive or zero. Received: {key}={value}.")
         self.learning_rate_power, self.initial_accumulator_value = learning_rate_power, initial_accumulator_value
@@ -214,9 +256,14 @@ class Ftrl(Optimizer):
         self.beta = beta
 
     def _torch_kwargs(self) -> dict[str, Any]:
-        return {"lr_power": self.learning_rate_power, "initial_accumulator_value": self.initial_accumulator_value,
-                "l1": self.l1_regularization_strength, "l2": self.l2_regularization_strength,
-                "l2_shrinkage": self.l2_shrinkage_regularization_strength, "beta": self.beta}
+        return {
+            "lr_power": self.learning_rate_power,
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "l1": self.l1_regularization_strength,
+            "l2": self.l2_regularization_strength,
+            "l2_shrinkage": self.l2_shrinkage_regularization_strength,
+            "beta": self.beta,
+        }
 
 
 class Lamb(AdamFamily):
@@ -235,12 +282,23 @@ class Adafactor(Optimizer):
     torch_class = TorchAdafactor
     _keras_args = ("beta_2_decay", "epsilon_1", "epsilon_2", "clip_threshold", "relative_step")
 
-    def __init__(self, learning_rate: Any = 0.001, beta_2_decay: float = -0.8, epsilon_1: float = 1e-30,
-                 epsilon_2: float = 1e-3, clip_threshold: float = 1.0, relative_step: bool = True, **kwargs: Any):
+    def __init__(
+        self,
+        learning_rate: Any = 0.001,
+        beta_2_decay: float = -0.8,
+        epsilon_1: float = 1e-30,
+        epsilon_2: float = 1e-3,
+        clip_threshold: float = 1.0,
+        relative_step: bool = True,
+        **kwargs: Any,
+    ):
         super().__init__(learning_rate, **kwargs)
         self.beta_2_decay, self.epsilon_1, self.epsilon_2 = beta_2_decay, epsilon_1, epsilon_2
         self.clip_threshold, self.relative_step = clip_threshold, relative_step
 
     def _torch_kwargs(self) -> dict[str, Any]:
-        return {"beta_2_decay": self.beta_2_decay, "eps": (self.epsilon_1, self.epsilon_2),
-                "clip_threshold": self.clip_threshold}
+        return {
+            "beta_2_decay": self.beta_2_decay,
+            "eps": (self.epsilon_1, self.epsilon_2),
+            "clip_threshold": self.clip_threshold,
+        }

@@ -6,6 +6,7 @@ clipping, EMA), their validation, ``get_config``/``from_config``, and ``build(pa
 which creates the torch optimizer and attaches ``step_hooks.KerasStepHooks``.
 Not: the per-optimizer argument tables (``builtin.py``, ``extra.py``) or the update rules.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable
@@ -52,19 +53,29 @@ class Optimizer:
 
     torch_class: type[torch.optim.Optimizer]
     _keras_args: tuple[str, ...] = ()
-    _momentum_key: str | None = None      # a buffer Keras scales by the rate (SGD, RMSprop)
-    _native_weight_decay = False           # the torch class applies Keras' decay itself (AdamW)
+    _momentum_key: str | None = None  # a buffer Keras scales by the rate (SGD, RMSprop)
+    _native_weight_decay = False  # the torch class applies Keras' decay itself (AdamW)
 
-    def __init__(self, learning_rate: float | Callable[[int], float] = 0.001, weight_decay: float | None = None,
-                 clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, use_ema: bool = False, ema_momentum: float = 0.99,
-                 ema_overwrite_frequency: int | None = None, lr_scheduler: Callable | None = None,
-                 name: str | None = None):
+    def __init__(
+        self,
+        learning_rate: float | Callable[[int], float] = 0.001,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        lr_scheduler: Callable | None = None,
+        name: str | None = None,
+    ):
         _check_learning_rate(learning_rate, lr_scheduler)
         clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
         if sum(v is not None for v in clips.values()) > 1:
-            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
-                             + ", ".join(f"{k}={v}" for k, v in clips.items()))
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                + ", ".join(f"{k}={v}" for k, v in clips.items())
+            )
         if use_ema and not 0 <= ema_momentum <= 1:
             raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
@@ -88,16 +99,25 @@ class Optimizer:
         """
         params = [dict(g, params=_tensors([g])) if isinstance(g, dict) else g for g in params]
         if not params:
-            raise ValueError(f"{type(self).__name__}.build() received no parameters; pass the module's "
-                             "parameters, e.g. `spec.build(module.parameters())`. Received: params=[]")
+            raise ValueError(
+                f"{type(self).__name__}.build() received no parameters; pass the module's "
+                "parameters, e.g. `spec.build(module.parameters())`. Received: params=[]"
+            )
         schedule = None if _is_constant(self.learning_rate) else self.learning_rate
         lr = float(schedule(0)) if schedule is not None else float(self.learning_rate)
         optimizer = self.torch_class(params, lr=lr, **self._torch_kwargs(), **_implementation(self, params))
         KerasStepHooks(
-            optimizer, schedule=schedule, weight_decay=None if self._native_weight_decay else self.weight_decay,
-            clipnorm=self.clipnorm, global_clipnorm=self.global_clipnorm, clipvalue=self.clipvalue,
-            momentum_key=self._momentum_key, ema_momentum=self.ema_momentum if self.use_ema else None,
-            ema_overwrite_frequency=self.ema_overwrite_frequency, lr_scheduler=self.lr_scheduler)
+            optimizer,
+            schedule=schedule,
+            weight_decay=None if self._native_weight_decay else self.weight_decay,
+            clipnorm=self.clipnorm,
+            global_clipnorm=self.global_clipnorm,
+            clipvalue=self.clipvalue,
+            momentum_key=self._momentum_key,
+            ema_momentum=self.ema_momentum if self.use_ema else None,
+            ema_overwrite_frequency=self.ema_overwrite_frequency,
+            lr_scheduler=self.lr_scheduler,
+        )
         return optimizer
 
     def get_config(self) -> dict[str, Any]:
@@ -108,10 +128,17 @@ class Optimizer:
         lr = self.learning_rate
         if isinstance(lr, schedules.LearningRateSchedule):
             lr = schedules.serialize(lr)
-        config = {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
-                  "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
-                  "clipvalue": self.clipvalue, "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
-                  "ema_overwrite_frequency": self.ema_overwrite_frequency}
+        config = {
+            "name": self.name,
+            "learning_rate": lr,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
+        }
         config.update({key: getattr(self, key) for key in self._keras_args})
         return config
 
@@ -124,8 +151,11 @@ class Optimizer:
         return cls(**config)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(learning_rate={self.learning_rate!r}, " + ", ".join(
-            f"{k}={getattr(self, k)!r}" for k in self._keras_args) + ")"
+        return (
+            f"{type(self).__name__}(learning_rate={self.learning_rate!r}, "
+            + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._keras_args)
+            + ")"
+        )
 
 
 # Keras config keys with no meaning here: defaults are accepted and dropped, others refused by __init__.
@@ -138,17 +168,23 @@ def _is_constant(learning_rate: Any) -> bool:
 
 def _check_learning_rate(learning_rate: Any, lr_scheduler: Any) -> None:
     if not (_is_constant(learning_rate) or callable(learning_rate)):
-        raise ValueError("Argument `learning_rate` should be a float, or a schedule from "
-                         "`tc.optimizers.schedules` (any callable `step -> rate`). "
-                         f"Received: learning_rate={learning_rate!r}")
+        raise ValueError(
+            "Argument `learning_rate` should be a float, or a schedule from "
+            "`tc.optimizers.schedules` (any callable `step -> rate`). "
+            f"Received: learning_rate={learning_rate!r}"
+        )
     if lr_scheduler is not None and not _is_constant(learning_rate):
-        raise ValueError("Pass either a schedule as `learning_rate` or a torch `lr_scheduler`, not both; the "
-                         f"torch scheduler starts from a float `learning_rate`. Received: "
-                         f"learning_rate={learning_rate!r}, lr_scheduler={lr_scheduler!r}")
+        raise ValueError(
+            "Pass either a schedule as `learning_rate` or a torch `lr_scheduler`, not both; the "
+            f"torch scheduler starts from a float `learning_rate`. Received: "
+            f"learning_rate={learning_rate!r}, lr_scheduler={lr_scheduler!r}"
+        )
     if lr_scheduler is not None and not callable(lr_scheduler):
-        raise TypeError("`lr_scheduler` must be a callable taking the torch optimizer and returning an "
-                        "LRScheduler, e.g. functools.partial(torch.optim.lr_scheduler.StepLR, step_size=10). "
-                        f"Received: lr_scheduler={lr_scheduler!r}")
+        raise TypeError(
+            "`lr_scheduler` must be a callable taking the torch optimizer and returning an "
+            "LRScheduler, e.g. functools.partial(torch.optim.lr_scheduler.StepLR, step_size=10). "
+            f"Received: lr_scheduler={lr_scheduler!r}"
+        )
 
 
 def _implementation(spec: Optimizer, params: list) -> dict[str, Any]:

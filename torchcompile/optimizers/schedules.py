@@ -8,14 +8,22 @@ touches a device; Keras computes the same formulas in float32, so values agree
 to float32 rounding. The optimizer's step hook (``step_hooks.py``) writes the
 rate into ``param_groups[i]["lr"]``.
 """
+
 from __future__ import annotations
 
 import math
 from typing import Any
 
 __all__ = [
-    "LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "PolynomialDecay",
-    "InverseTimeDecay", "CosineDecay", "CosineDecayRestarts", "serialize", "deserialize",
+    "LearningRateSchedule",
+    "ExponentialDecay",
+    "PiecewiseConstantDecay",
+    "PolynomialDecay",
+    "InverseTimeDecay",
+    "CosineDecay",
+    "CosineDecayRestarts",
+    "serialize",
+    "deserialize",
 ]
 
 
@@ -30,8 +38,9 @@ class LearningRateSchedule:
     _config_keys: tuple[str, ...] = ()
 
     def __call__(self, step: int) -> float:
-        raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must override "
-                                  "`__call__(self, step)`.")
+        raise NotImplementedError(
+            f"Learning rate schedule '{type(self).__name__}' must override `__call__(self, step)`."
+        )
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, as Keras' ``get_config``."""
@@ -51,8 +60,14 @@ class _DecayOverSteps(LearningRateSchedule):
 
     _config_keys = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
 
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
-                 staircase: bool = False, name: str | None = None):
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        decay_rate: float,
+        staircase: bool = False,
+        name: str | None = None,
+    ):
         _positive("decay_steps", decay_steps)
         self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
         self.decay_rate, self.staircase, self.name = decay_rate, staircase, name or type(self).__name__
@@ -81,9 +96,11 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     def __init__(self, boundaries: list[int], values: list[float], name: str = "PiecewiseConstant"):
         if len(boundaries) != len(values) - 1:
-            raise ValueError("The length of boundaries should be 1 less than the length of values. "
-                             f"Received: boundaries={boundaries} of length {len(boundaries)}, and "
-                             f"values={values} of length {len(values)}.")
+            raise ValueError(
+                "The length of boundaries should be 1 less than the length of values. "
+                f"Received: boundaries={boundaries} of length {len(boundaries)}, and "
+                f"values={values} of length {len(values)}."
+            )
         self.boundaries, self.values, self.name = list(boundaries), list(values), name
 
     def __call__(self, step: int) -> float:
@@ -101,8 +118,15 @@ class PolynomialDecay(LearningRateSchedule):
 
     _config_keys = ("initial_learning_rate", "decay_steps", "end_learning_rate", "power", "cycle", "name")
 
-    def __init__(self, initial_learning_rate: float, decay_steps: int, end_learning_rate: float = 0.0001,
-                 power: float = 1.0, cycle: bool = False, name: str = "PolynomialDecay"):
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        end_learning_rate: float = 0.0001,
+        power: float = 1.0,
+        cycle: bool = False,
+        name: str = "PolynomialDecay",
+    ):
         _positive("decay_steps", decay_steps)
         self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
         self.end_learning_rate, self.power, self.cycle, self.name = end_learning_rate, power, cycle, name
@@ -114,8 +138,7 @@ class PolynomialDecay(LearningRateSchedule):
         else:
             step = min(step, decay_steps)
         p = step / decay_steps
-        return (self.initial_learning_rate - self.end_learning_rate) * (1 - p) ** self.power \
-            + self.end_learning_rate
+        return (self.initial_learning_rate - self.end_learning_rate) * (1 - p) ** self.power + self.end_learning_rate
 
 
 class InverseTimeDecay(_DecayOverSteps):
@@ -139,8 +162,15 @@ class CosineDecay(LearningRateSchedule):
 
     _config_keys = ("initial_learning_rate", "decay_steps", "alpha", "name", "warmup_target", "warmup_steps")
 
-    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
-                 name: str = "CosineDecay", warmup_target: float | None = None, warmup_steps: int = 0):
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        alpha: float = 0.0,
+        name: str = "CosineDecay",
+        warmup_target: float | None = None,
+        warmup_steps: int = 0,
+    ):
         _positive("decay_steps", decay_steps)
         self.initial_learning_rate, self.decay_steps, self.alpha = initial_learning_rate, decay_steps, alpha
         self.name, self.warmup_target, self.warmup_steps = name, warmup_target, warmup_steps
@@ -161,8 +191,15 @@ class CosineDecayRestarts(LearningRateSchedule):
 
     _config_keys = ("initial_learning_rate", "first_decay_steps", "t_mul", "m_mul", "alpha", "name")
 
-    def __init__(self, initial_learning_rate: float, first_decay_steps: int, t_mul: float = 2.0,
-                 m_mul: float = 1.0, alpha: float = 0.0, name: str = "SGDRDecay"):
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        first_decay_steps: int,
+        t_mul: float = 2.0,
+        m_mul: float = 1.0,
+        alpha: float = 0.0,
+        name: str = "SGDRDecay",
+    ):
         _positive("first_decay_steps", first_decay_steps)
         self.initial_learning_rate, self.first_decay_steps = initial_learning_rate, first_decay_steps
         self.t_mul, self.m_mul, self.alpha, self.name = t_mul, m_mul, alpha, name
@@ -174,11 +211,12 @@ class CosineDecayRestarts(LearningRateSchedule):
             fraction -= i_restart
         else:
             i_restart = self._restarts_before(fraction)
-            sum_r = (1.0 - self.t_mul ** i_restart) / (1.0 - self.t_mul)
-            fraction = (fraction - sum_r) / self.t_mul ** i_restart
-        peak = self.m_mul ** i_restart
-        return self.initial_learning_rate * ((1 - self.alpha) * peak * 0.5 * (1.0 + math.cos(math.pi * fraction))
-                                             + self.alpha)
+            sum_r = (1.0 - self.t_mul**i_restart) / (1.0 - self.t_mul)
+            fraction = (fraction - sum_r) / self.t_mul**i_restart
+        peak = self.m_mul**i_restart
+        return self.initial_learning_rate * (
+            (1 - self.alpha) * peak * 0.5 * (1.0 + math.cos(math.pi * fraction)) + self.alpha
+        )
 
     def _restarts_before(self, fraction: float) -> int:
         """How many periods (lengths 1, t_mul, t_mul**2, ... in units of first_decay_steps) end by ``fraction``.
@@ -188,7 +226,7 @@ class CosineDecayRestarts(LearningRateSchedule):
         150 for first_decay_steps=60, t_mul=1.5); a restart step starts the new period.
         """
         i = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
-        ends = lambda n: (1.0 - self.t_mul ** n) / (1.0 - self.t_mul)  # noqa: E731
+        ends = lambda n: (1.0 - self.t_mul**n) / (1.0 - self.t_mul)  # noqa: E731
         if ends(i + 1) <= fraction:
             i += 1
         elif ends(i) > fraction:
@@ -196,8 +234,17 @@ class CosineDecayRestarts(LearningRateSchedule):
         return i
 
 
-_SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay,
-                                            InverseTimeDecay, CosineDecay, CosineDecayRestarts)}
+_SCHEDULES = {
+    cls.__name__: cls
+    for cls in (
+        ExponentialDecay,
+        PiecewiseConstantDecay,
+        PolynomialDecay,
+        InverseTimeDecay,
+        CosineDecay,
+        CosineDecayRestarts,
+    )
+}
 
 
 def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
@@ -209,6 +256,8 @@ def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
     """The schedule a ``serialize`` dict (or a Keras-saved one) describes."""
     name = config.get("class_name")
     if name not in _SCHEDULES:
-        raise ValueError(f"Unknown learning rate schedule {name!r}. Known schedules: "
-                         f"{', '.join(sorted(_SCHEDULES))}. Received: config={config!r}")
+        raise ValueError(
+            f"Unknown learning rate schedule {name!r}. Known schedules: "
+            f"{', '.join(sorted(_SCHEDULES))}. Received: config={config!r}"
+        )
     return _SCHEDULES[name].from_config(dict(config.get("config", {})))

@@ -13,6 +13,7 @@ schedules are host arithmetic on a Python step counter. Two values live in each 
 so that ``state_dict`` round-trips them: ``iterations`` (Keras' ``optimizer.iterations``) and,
 for momentum optimizers, ``momentum_lr`` (see ``_rescale_momentum``).
 """
+
 from __future__ import annotations
 
 import weakref
@@ -20,8 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["KerasStepHooks", "hooks_of", "finalize_variable_values", "get_learning_rate",
-           "set_learning_rate"]
+__all__ = ["KerasStepHooks", "hooks_of", "finalize_variable_values", "get_learning_rate", "set_learning_rate"]
 
 _ATTACHED: weakref.WeakKeyDictionary[torch.optim.Optimizer, KerasStepHooks] = weakref.WeakKeyDictionary()
 
@@ -46,11 +46,20 @@ class KerasStepHooks:
         lr_scheduler: ``optimizer -> torch.optim.lr_scheduler.LRScheduler``, or None.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, schedule: Callable[[int], float] | None = None,
-                 weight_decay: float | None = None, clipnorm: float | None = None,
-                 global_clipnorm: float | None = None, clipvalue: float | None = None,
-                 momentum_key: str | None = None, ema_momentum: float | None = None,
-                 ema_overwrite_frequency: int | None = None, lr_scheduler: Callable | None = None):
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        schedule: Callable[[int], float] | None = None,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        momentum_key: str | None = None,
+        ema_momentum: float | None = None,
+        ema_overwrite_frequency: int | None = None,
+        lr_scheduler: Callable | None = None,
+    ):
         self.schedule, self.weight_decay, self.momentum_key = schedule, weight_decay, momentum_key
         self.clipnorm, self.global_clipnorm, self.clipvalue = clipnorm, global_clipnorm, clipvalue
         self.ema_momentum, self.ema_overwrite_frequency = ema_momentum, ema_overwrite_frequency
@@ -75,8 +84,13 @@ class KerasStepHooks:
 
     def pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """Before the update: clip gradients, decay weights, rescale momentum (Keras' order)."""
-        if not (self.clipnorm or self.global_clipnorm or self.clipvalue or self.weight_decay
-                or self.momentum_key is not None):
+        if not (
+            self.clipnorm
+            or self.global_clipnorm
+            or self.clipvalue
+            or self.weight_decay
+            or self.momentum_key is not None
+        ):
             return  # nothing to do: no list building and no grad-mode switch on every step
         with torch.no_grad():
             self._pre_step(optimizer)
@@ -170,8 +184,12 @@ def finalize_variable_values(optimizer: torch.optim.Optimizer) -> None:
 
     A no-op for an optimizer without ``use_ema``. Keras' ``fit`` calls it when training ends.
     """
-    pairs = [(p, optimizer.state[p]["ema"]) for g in optimizer.param_groups for p in g["params"]
-             if "ema" in optimizer.state.get(p, {})]
+    pairs = [
+        (p, optimizer.state[p]["ema"])
+        for g in optimizer.param_groups
+        for p in g["params"]
+        if "ema" in optimizer.state.get(p, {})
+    ]
     if pairs:
         torch._foreach_copy_([p for p, _ in pairs], [e for _, e in pairs])
 
@@ -185,9 +203,11 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, value: float) -> None:
     """Set every param group's rate; a TypeError when a schedule drives it (as Keras)."""
     hooks = _ATTACHED.get(optimizer)
     if hooks is not None and hooks.scheduled:
-        raise TypeError("This optimizer was built with a learning-rate schedule (or lr_scheduler), hence its "
-                        "learning rate is not settable. If you need the learning rate to be settable, build "
-                        f"the optimizer with a float `learning_rate`. Received: value={value!r}")
+        raise TypeError(
+            "This optimizer was built with a learning-rate schedule (or lr_scheduler), hence its "
+            "learning rate is not settable. If you need the learning rate to be settable, build "
+            f"the optimizer with a float `learning_rate`. Received: value={value!r}"
+        )
     for group in optimizer.param_groups:
         if isinstance(group["lr"], torch.Tensor):
             group["lr"].fill_(value)

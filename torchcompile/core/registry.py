@@ -4,6 +4,7 @@
 One mechanism shared by losses, metrics and optimizers; each namespace keeps its
 table as a literal in its ``__init__.py``.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -47,8 +48,10 @@ class Registry:
         close = difflib.get_close_matches(key, self._entries, n=3)
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         known = ", ".join(sorted(self._entries))
-        raise ValueError(f"Unknown {self.kind} {name!r}.{hint} Known {self.kind} identifiers: {known}. "
-                         f"Received: {self.kind}={name!r}")
+        raise ValueError(
+            f"Unknown {self.kind} {name!r}.{hint} Known {self.kind} identifiers: {known}. "
+            f"Received: {self.kind}={name!r}"
+        )
 
     def _key(self, name: str) -> str:
         return name if self.case_sensitive else name.lower()

@@ -1,6 +1,6 @@
 import pytest
 
-from torchcompile.engine.registry import Registry
+from torchcompile.core.registry import Registry
 
 
 def test_registry_lookup_returns_entry():

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Map and flatten over nested tuple/list/dict structures (Keras' ``tree``)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -31,3 +32,17 @@ def is_nested(structure: Any) -> bool:
 
 def _is_namedtuple(x: Any) -> bool:
     return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def join_structures(parts: list, join_leaves: Callable[[list], Any]) -> Any:
+    """Several copies of one structure (per batch, per process) → one, each leaf's copies joined.
+
+    Used by predict (batches concatenated) and the distributed gather (processes merged in order).
+    """
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: join_structures([p[k] for p in parts], join_leaves) for k in first}
+    if isinstance(first, (list, tuple)):
+        joined = [join_structures([p[i] for p in parts], join_leaves) for i in range(len(first))]
+        return type(first)(*joined) if _is_namedtuple(first) else type(first)(joined)
+    return join_leaves(parts)
