@@ -7,7 +7,7 @@ model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=
 history = model.fit(x, y, epochs=5, validation_split=0.2)
 """
 
-from torchcompile import callbacks, losses, metrics, mixed_precision, optimizers
+from torchcompile import callbacks, losses, metrics, mixed_precision, optimizers, utils
 from torchcompile.model import Model, Sequential
 from torchcompile.plotting import plot_history
 from torchcompile.saving import load_model
@@ -22,6 +22,7 @@ __all__ = [
     "losses",
     "metrics",
     "mixed_precision",
+    "utils",
     "optimizers",
     "__version__",
 ]
