@@ -126,3 +126,16 @@ def test_early_stopping_state_dict_round_trips():
     assert (other.best, other.wait, other.best_epoch) == (0.5, 2, 4)
     np.testing.assert_array_equal(other.best_weights[0], np.ones((2, 2)))
     assert all(isinstance(w, torch.Tensor) for w in stopper.state_dict()["best_weights"])
+
+
+def test_early_stopping_nan_first_value_does_not_become_best():
+    # Keras 3 keeps the NaN as best: an improving run stops and gets the NaN epoch's weights back.
+    stopper = tc.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    trained = run(stopper, [float("nan"), 0.5, 0.4, 0.3, 0.2])
+    assert trained == 5 and stopper.best == 0.2 and stopper.model.get_weights() == 4
+
+
+def test_early_stopping_nan_values_count_as_no_improvement():
+    stopper = tc.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    trained = run(stopper, [0.5, float("nan"), float("nan"), 0.1])
+    assert trained == 3 and stopper.best == 0.5 and stopper.model.get_weights() == 0

@@ -151,3 +151,10 @@ def test_batch_logs_are_read_only_on_save_steps(tmp_path, callback):
         reads_per_batch.append(CountingLogs.reads - before)
     saves = [2, 5] if isinstance(callback, tc.callbacks.ModelCheckpoint) and callback.save_freq == 3 else []
     assert [i for i, reads in enumerate(reads_per_batch) if reads] == saves
+
+
+def test_model_checkpoint_save_best_only_nan_first_value_does_not_block_later_saves(tmp_path):
+    callback = tc.callbacks.ModelCheckpoint(str(tmp_path / "{epoch:02d}.pt"), save_best_only=True)
+    drive(callback, make_model(), [float("nan"), 0.5, float("nan"), 0.4])
+    assert sorted(name[:2] for name in os.listdir(tmp_path)) == ["02", "04"]
+    assert callback.best == 0.4

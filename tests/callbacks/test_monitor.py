@@ -74,3 +74,19 @@ def test_monitor_callback_unknown_mode_warns_and_uses_auto():
     with pytest.warns(UserWarning, match="unknown"):
         callback = MonitorCallback("loss", mode="sideways")
     assert callback.mode == "auto"
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("reference", [None, 0.5, NAN])
+def test_monitor_callback_nan_is_never_an_improvement(mode, reference):
+    callback = MonitorCallback("val_loss", mode)
+    assert not callback._is_improvement(NAN, reference)
+
+
+@pytest.mark.parametrize("mode, value", [("min", 1e9), ("max", -1e9)])
+def test_monitor_callback_any_value_beats_a_nan_reference(mode, value):
+    callback = MonitorCallback("val_loss", mode, min_delta=0.1)
+    assert callback._is_improvement(value, NAN)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 import pytest
+import torch
 
 import torchcompile as tc
 from tests.callbacks.conftest import make_model
@@ -72,3 +73,13 @@ def test_reduce_lr_on_plateau_state_dict_round_trips():
     other = tc.callbacks.ReduceLROnPlateau()
     other.load_state_dict(callback.state_dict())
     assert (other.best, other.wait, other.cooldown_counter) == (0.25, 1, 3)
+
+
+def test_reduce_lr_on_plateau_nan_first_value_does_not_become_best(fake_model):
+    fake_model.optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    callback = tc.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=2)
+    callback.set_model(fake_model)
+    callback.on_train_begin()
+    for epoch, value in enumerate([float("nan"), 0.5, 0.4, 0.3, 0.2]):
+        callback.on_epoch_end(epoch, {"val_loss": value})
+    assert callback.best == 0.2 and fake_model.optimizer.param_groups[0]["lr"] == 0.1

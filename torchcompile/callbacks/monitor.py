@@ -4,10 +4,15 @@ ReduceLROnPlateau share (Keras' monitor_callback.py).
 
 Owns: `mode` ("auto" / "min" / "max") and how "auto" picks a direction, `min_delta`,
 `baseline`, and reading the monitored value from logs. Not: what to do on improvement.
+
+A NaN is never an improvement, and a NaN reference (a NaN `best` or `baseline`) counts as no
+reference: a NaN first `val_loss` cannot become "best" forever. A deliberate difference from
+Keras 3, whose first value becomes `best` whatever it is (Keras 2 started from +-inf).
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 import warnings
@@ -91,7 +96,13 @@ class MonitorCallback(Callback):
         )
 
     def _is_improvement(self, monitor_value: float, reference_value: float | None) -> bool:
-        if reference_value is None:
+        """Whether ``monitor_value`` beats ``reference_value`` by ``min_delta`` in the monitored direction.
+
+        A NaN value is never an improvement; a NaN or missing reference is beaten by any other value.
+        """
+        if math.isnan(monitor_value):
+            return False
+        if reference_value is None or math.isnan(reference_value):
             return True
         if self.monitor_op is None:
             self._set_monitor_op()
