@@ -88,3 +88,33 @@ def test_csv_logger_logs_nan_with_terminate_on_nan(tmp_path):
 def test_csv_logger_leaves_no_temporary_files(tmp_path, data):
     fit(data, tc.callbacks.CSVLogger(tmp_path / "log.csv"), epochs=3)
     assert os.listdir(tmp_path) == ["log.csv"]
+
+
+def test_csv_logger_append_onto_other_columns_keeps_one_valid_table(tmp_path, fake_model):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,acc,loss\n0,0.5,1.0\n")
+    callback = tc.callbacks.CSVLogger(path, append=True)
+    callback.set_model(fake_model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"loss": 0.75, "lr": 0.01, "val_loss": 0.8, "val_lr": 0.01})
+    callback.on_epoch_end(1, {"loss": 0.5, "lr": 0.01, "val_loss": 0.6, "val_lr": 0.01})
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    assert rows[0] == ["epoch", "acc", "loss", "lr", "val_loss", "val_lr"]
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert rows[1] == ["0", "0.5", "1.0", "NA", "NA", "NA"]
+    assert rows[2] == ["0", "NA", "0.75", "0.01", "0.8", "0.01"]
+    assert rows[3][:3] == ["1", "NA", "0.5"]
+
+
+def test_csv_logger_append_with_fewer_columns_keeps_the_header(tmp_path, fake_model):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,acc,loss,val_acc,val_loss\n0,0.5,1.0,0.4,1.1")  # no final newline
+    callback = tc.callbacks.CSVLogger(path, append=True)
+    callback.set_model(fake_model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"loss": 0.75, "val_loss": 0.8})
+    assert path.read_text().splitlines() == [
+        "epoch,acc,loss,val_acc,val_loss",
+        "0,0.5,1.0,0.4,1.1",
+        "0,NA,0.75,NA,0.8",
+    ]
