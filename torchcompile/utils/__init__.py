@@ -3,4 +3,6 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from torchcompile.utils.random import set_random_seed
+
+__all__: list[str] = ["set_random_seed"]
