@@ -12,6 +12,7 @@ from torchcompile.callbacks.model_checkpoint import ModelCheckpoint
 from torchcompile.callbacks.monitor import MonitorCallback
 from torchcompile.callbacks.progbar_logger import ProgbarLogger
 from torchcompile.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from torchcompile.callbacks.swap_ema_weights import SwapEMAWeights
 from torchcompile.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "MonitorCallback",
     "ReduceLROnPlateau",
     "TerminateOnNaN",
+    "SwapEMAWeights",
 ]
