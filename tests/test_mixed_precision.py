@@ -100,16 +100,15 @@ def test_float16_scaler_uses_the_fused_kernel_and_skips_an_overflowing_step_with
     model = _model("mixed_float16", optimizer="adam")
     assert model.optimizer._step_supports_amp_scaling and model.optimizer.param_groups[0]["fused"]
     model.fit(*data, epochs=1, verbose=0)  # builds the loss and metrics; the first batch's checks read labels
-    model._precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**120)  # the gradients overflow
     before = [p.detach().clone() for p in model.module.parameters()]
     reads = []
     for name in ("item", "__float__", "tolist"):
         monkeypatch.setattr(torch.Tensor, name, lambda self, name=name: reads.append(name) or 0.0)
-    model.train_step((torch.from_numpy(data[0][:32]), torch.from_numpy(data[1][:32]), None))
+    huge = torch.from_numpy(data[0][:32]) * 1e4  # the scaled loss overflows float16's gradients
+    model.train_step((huge, torch.from_numpy(data[1][:32]), None))
     monkeypatch.undo()
-    # 2**120 times the loss overflows the gradients: the fused step must skip the update.
+    # The fused step must skip the whole update, with no host read.
     assert all(torch.equal(b, p) for b, p in zip(before, model.module.parameters()))
-    assert model._precision.scaler.get_scale() < 2.0**120
     assert reads == []
 
 
@@ -120,7 +119,6 @@ def test_mixed_precision_on_cuda_trains_without_per_step_syncs(policy, data):
     model.fit(*data, epochs=1, verbose=0)  # first batch: the one-off input checks sync
     torch.cuda.set_sync_debug_mode("error")
     try:
-        model._check_next_batch = False
         for start in range(0, 128, 32):
             batch = tuple(torch.as_tensor(a[start : start + 32], device="cuda") for a in data) + (None,)
             model.train_step(batch)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import torchcompile as tc
-from torchcompile.callbacks.backup_and_restore import rng_state, set_rng_state
+from torchcompile.engine.resume import rng_state, set_rng_state
 
 
 class Interrupt(tc.callbacks.Callback):

@@ -2,7 +2,8 @@
 """Keras' callbacks: hooks into fit, evaluate and predict."""
 
 from torchcompile.callbacks.backup_and_restore import BackupAndRestore
-from torchcompile.callbacks.callback import Callback, CallbackList
+from torchcompile.callbacks.callback import Callback
+from torchcompile.callbacks.callback_list import CallbackList
 from torchcompile.callbacks.csv_logger import CSVLogger
 from torchcompile.callbacks.early_stopping import EarlyStopping
 from torchcompile.callbacks.history import History

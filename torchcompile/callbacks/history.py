@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from torchcompile.callbacks.callback import Callback
+from torchcompile.plotting import plot_history  # imports matplotlib only when it draws
 
 
 class History(Callback):
@@ -30,6 +31,4 @@ class History(Callback):
         Needs matplotlib (`pip install "torchcompile[plot]"`); see `tc.plot_history`, which this
         calls. Returns the matplotlib figure.
         """
-        from torchcompile.plotting import plot_history  # matplotlib is optional: import on use
-
         return plot_history(self, path=path, metrics=metrics)

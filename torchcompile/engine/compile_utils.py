@@ -16,6 +16,7 @@ import torch
 from torchcompile import losses as losses_module
 from torchcompile import metrics as metrics_module
 from torchcompile.core.tree import flatten
+from torchcompile.engine import distributed
 from torchcompile.losses import checks
 
 ACCURACY_IDS = ("accuracy", "acc")  # resolved from shapes, as Keras' compile_utils does
@@ -139,7 +140,13 @@ def flatten_targets(name: str, value: Any, names: list[str] | None) -> list[Any]
 
 
 class CompiledLoss:
-    """The total loss, Σ loss_weight × loss(y_true, y_pred, sample_weight) over outputs."""
+    """The total loss, Σ loss_weight × loss(y_true, y_pred, sample_weight) over outputs.
+
+    As Keras' ``CompileLoss``, it is built from the first batch's shapes, and owns the
+    trackers of a multi-output module's unweighted per-output losses (``metrics``), which it
+    updates as it computes; the total's tracker belongs to the model. It also runs the
+    one-off first-batch checks when ``request_checks`` asked for them.
+    """
 
     def __init__(self, loss: Any, loss_weights: Any = None):
         self.loss = loss
@@ -148,6 +155,9 @@ class CompiledLoss:
         self.names: list[str] | None = None
         self.entries: list[tuple[Any, float]] = []
         self.num_classes: list[int | None] = []
+        self.metrics: list = []  # one Mean per output of a multi-output module
+        self.checks_pending = False
+        self._labels_to_check: Any = None
 
     def build(self, y_true: Any, y_pred: Any) -> None:
         self.names = output_names(y_pred)
@@ -160,7 +170,15 @@ class CompiledLoss:
             for spec, w, y_t, y_p in zip(losses, weights, trues, preds)
         ]
         self.num_classes = [_num_classes(loss, y_p) for (loss, _), y_p in zip(self.entries, preds)]
+        device = preds[0].device
+        self.metrics = [metrics_module.Mean(name=f"{n}_loss").to(device) for n in self.names or []]
         self.built = True
+
+    def request_checks(self, labels: Any = None) -> None:
+        """Check the next batch (a host sync, so once per run), and ``labels`` (the CPU copy of a
+        run's whole label array) along with it."""
+        self.checks_pending = True
+        self._labels_to_check = labels
 
     def check_first_batch(self, y_true: Any, y_pred: Any) -> None:
         """Logits fed to a probability loss, and sparse labels; syncs the host, so run it once."""
@@ -177,38 +195,48 @@ class CompiledLoss:
             if loss is not None and y_t is not None and getattr(loss, "sparse_labels", False):
                 checks.check_sparse_labels(loss, y_t, classes)
 
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[torch.Tensor, list]:
-        """Return the total and the per-output losses (None where an output has no loss)."""
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
+        """The total loss; a multi-output module's per-output losses go to their trackers."""
+        if not self.built:
+            self.build(y_true, y_pred)
+        if self.checks_pending:
+            self._run_checks(y_true, y_pred)
         if self.names is None and self.entries[0][0] is not None:
             # One output: the hot path of every step, without the per-output bookkeeping below.
             loss, weight = self.entries[0]
             value = loss(y_true, y_pred, sample_weight=sample_weight)
-            return (value if weight == 1.0 else weight * value), [value]
+            return value if weight == 1.0 else weight * value
         preds = flatten_targets("y_pred", y_pred, self.names)
         trues = flatten_targets("y", y_true, self.names)
         weights = flatten_targets("sample_weight", sample_weight, self.names)
-        total, per_output = None, []
-        for (loss, weight), y_t, y_p, sw in zip(self.entries, trues, preds, weights):
+        total = None
+        for (loss, weight), tracker, y_t, y_p, sw in zip(self.entries, self.metrics, trues, preds, weights):
             if loss is None:
-                per_output.append(None)
                 continue
             value = loss(y_t, y_p, sample_weight=sw)
-            per_output.append(value)
+            tracker.update_state(value.detach(), sample_weight=flatten(y_p)[0].shape[0])  # unweighted (Keras)
             weighted = value if weight == 1.0 else weight * value  # no kernel for the usual weight 1
             total = weighted if total is None else total + weighted
         if total is None:
             raise ValueError(
                 f"No output has a loss: give `loss` for at least one output in compile(). Received: loss={self.loss!r}"
             )
-        return total, per_output
+        return total
+
+    def _run_checks(self, y_true: Any, y_pred: Any) -> None:
+        self.checks_pending = False
+        self.check_first_batch(y_true, y_pred)
+        if self._labels_to_check is not None:
+            labels, self._labels_to_check = self._labels_to_check, None
+            self.check_labels(labels)
 
 
 class CompiledMetrics:
     """The compiled metrics of every output, named as Keras names them in History."""
 
     def __init__(self, metrics: Any = None, weighted_metrics: Any = None):
-        self.metrics = metrics
-        self.weighted_metrics = weighted_metrics
+        self.user_metrics = metrics
+        self.user_weighted_metrics = weighted_metrics
         self.built = False
         self.entries: list[tuple[int, Any, bool]] = []  # (output index, metric, weighted)
 
@@ -218,7 +246,7 @@ class CompiledMetrics:
         trues = flatten_targets("y", y_true, names)
         self.entries = []
         taken: dict[str, int] = {}
-        for weighted, spec in ((False, self.metrics), (True, self.weighted_metrics)):
+        for weighted, spec in ((False, self.user_metrics), (True, self.user_weighted_metrics)):
             per_output = split_outputs("metrics", spec, names) if spec is not None else [None] * len(preds)
             for index, (ids, y_t, y_p) in enumerate(zip(per_output, trues, preds)):
                 for identifier in _as_list(ids):
@@ -227,8 +255,16 @@ class CompiledMetrics:
                     self.entries.append((index, metric, weighted))
         self.names = names
         self.built = True
+        distributed.disable_foreign_sync(self.metrics)  # torchmetrics: synced once per epoch instead
+
+    @property
+    def metrics(self) -> list:
+        """The metric objects, in compile order."""
+        return [metric for _, metric, _ in self.entries]
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if not self.built:
+            self.build(y_true, y_pred, flatten(y_pred)[0].device)
         if self.names is None:  # one output: every metric sees the whole of y_true and y_pred
             for _, metric, weighted in self.entries:
                 metric.update_state(y_true, y_pred, sample_weight=sample_weight if weighted else None)

@@ -25,18 +25,25 @@ from typing import Any, Callable
 import torch
 
 from torchcompile.core.tree import flatten, map_structure
+from torchcompile.metrics.metric import ForeignMetric, Metric
+from torchcompile.optimizers.step_hooks import hooks_of
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture, as torch's CUDA graph docs advise
 
 
 def step_function(
-    model: Any, step: Callable[[tuple], Any], graphs: bool, custom_train_step: bool
+    model: Any, compiled: Any, step: Callable[[tuple], Any], graphs: bool, custom_train_step: bool
 ) -> Callable[[tuple], Any]:
-    """``step`` through torch.compile when ``model.jit_compile``; with ``graphs``, carrying a
-    ``run_group`` that runs a group of training steps as one CUDA graph (engine/loop.py)."""
-    run = compiled_step(model, step) if model.jit_compile else _EagerStep(step)
+    """``step`` through torch.compile when ``compiled.jit_compile``; with ``graphs``, carrying a
+    ``run_group`` that runs a group of training steps as one CUDA graph (engine/loop.py).
+
+    Args:
+        model: the model (its ``metrics``, ``device`` and ``module``).
+        compiled: its compile state (engine/compiled.py).
+    """
+    run = compiled_step(model, compiled, step) if compiled.jit_compile else _EagerStep(step)
     if graphs:
-        run.run_group = CudaGraphGroups(model, step, model.steps_per_execution, custom_train_step)
+        run.run_group = CudaGraphGroups(model, compiled, step, custom_train_step)
     return run
 
 
@@ -50,7 +57,7 @@ class _EagerStep:
         return self.step(data)
 
 
-def compiled_step(model: Any, step: Callable[[tuple], Any]) -> Callable[[tuple], Any]:
+def compiled_step(model: Any, compiled: Any, step: Callable[[tuple], Any]) -> Callable[[tuple], Any]:
     """``step`` through ``torch.compile``, falling back to eager (with a warning) if compiling fails.
 
     The first batch of every run stays eager (it builds the losses and metrics and runs the
@@ -60,7 +67,7 @@ def compiled_step(model: Any, step: Callable[[tuple], Any]) -> Callable[[tuple],
     state: dict[str, Any] = {"fn": None, "verified": False, "failed": False}
 
     def run(data: tuple) -> Any:
-        if model._check_next_batch or state["failed"]:
+        if compiled.first_batch_pending or state["failed"]:
             return step(data)
         snapshot = None if state["verified"] else [t.clone() for m in model.metrics for t in _states(m)]
         try:
@@ -70,7 +77,7 @@ def compiled_step(model: Any, step: Callable[[tuple], Any]) -> Callable[[tuple],
         except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
             if state["verified"] and not _is_compiler_error(error):
                 raise
-            _fall_back(model, snapshot, error, state)
+            _fall_back(model, compiled.optimizer, snapshot, error, state)
             return step(data)
         state["verified"] = True
         return result
@@ -82,13 +89,13 @@ def _is_compiler_error(error: Exception) -> bool:
     return type(error).__module__.startswith(("torch._dynamo", "torch._inductor"))
 
 
-def _fall_back(model: Any, snapshot: list | None, error: Exception, state: dict) -> None:
+def _fall_back(model: Any, optimizer: Any, snapshot: list | None, error: Exception, state: dict) -> None:
     state["failed"] = True
     if snapshot is not None:
         for target, saved in zip((t for m in model.metrics for t in _states(m)), snapshot):
             target.copy_(saved)
-    if model.optimizer is not None:
-        model.optimizer.zero_grad(set_to_none=True)
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
     warnings.warn(
         f"jit_compile=True: torch.compile could not compile {type(model.module).__name__}'s step, so "
         "it runs eagerly (same results, without the speed-up). Pass jit_compile=False to silence this. "
@@ -102,18 +109,15 @@ def _states(metric: Any) -> list[torch.Tensor]:
     return [t for t in getattr(metric, "variables", []) if isinstance(t, torch.Tensor)]
 
 
-def capture_blocker(model: Any, custom_train_step: bool) -> str | None:
+def capture_blocker(model: Any, compiled: Any, custom_train_step: bool) -> str | None:
     """Why ``model``'s train steps cannot be captured as a CUDA graph, or None when they can."""
-    from torchcompile.metrics.metric import ForeignMetric, Metric
-    from torchcompile.optimizers.step_hooks import hooks_of
-
-    optimizer = model.optimizer
+    optimizer = compiled.optimizer
     hooks = hooks_of(optimizer)
-    precision = getattr(model, "_precision", None)
+    precision = compiled.precision
     reasons = [
         (model.device.type != "cuda", f"the model is on {model.device}, and CUDA graphs need a CUDA device"),
         (custom_train_step, "train_step is overridden, and its Python-side effects would not replay"),
-        (model.jit_compile, "jit_compile=True already compiles the step (use one or the other)"),
+        (compiled.jit_compile, "jit_compile=True already compiles the step (use one or the other)"),
         (precision is not None and precision.scaler is not None, "float16 loss scaling decides on the host"),
         (
             not (type(optimizer) is torch.optim.SGD or "capturable" in optimizer.defaults),
@@ -127,7 +131,7 @@ def capture_blocker(model: Any, custom_train_step: bool) -> str | None:
             any(isinstance(m, ForeignMetric) or not isinstance(m, Metric) for m in model.metrics),
             "a metric is not a tc metric",
         ),
-        (getattr(model, "_ddp", None) is not None, "several processes: DDP all-reduces gradients from Python hooks"),
+        (compiled.ddp is not None, "several processes: DDP all-reduces gradients from Python hooks"),
     ]
     return next((why for blocked, why in reasons if blocked), None)
 
@@ -137,12 +141,13 @@ class CudaGraphGroups:
 
     Args:
         model: the ``tc.Model`` (CUDA, eligible: see ``capture_blocker``).
+        compiled: its compile state (the optimizer; ``steps_per_execution`` is the group size).
         step: the eager train step, on one prepared batch.
-        size: ``steps_per_execution``.
     """
 
-    def __init__(self, model: Any, step: Callable[[tuple], Any], size: int, custom_train_step: bool = False):
-        self.model, self.step, self.size = model, step, size
+    def __init__(self, model: Any, compiled: Any, step: Callable[[tuple], Any], custom_train_step: bool = False):
+        self.model, self.compiled, self.step, self.size = model, compiled, step, compiled.steps_per_execution
+        self.optimizer = compiled.optimizer
         self.custom_train_step = custom_train_step
         self.checked = False
         self.graph: Any = None
@@ -152,11 +157,11 @@ class CudaGraphGroups:
         self.failed = False
 
     def __call__(self, batches: list) -> list:
-        if self.failed or len(batches) != self.size or self.model._check_next_batch:
+        if self.failed or len(batches) != self.size or self.compiled.first_batch_pending:
             return [self.step(b) for b in batches]
         if not self.checked:  # after the first batch, when the losses and metrics are built
             self.checked = True
-            why = capture_blocker(self.model, self.custom_train_step)
+            why = capture_blocker(self.model, self.compiled, self.custom_train_step)
             if why is not None:
                 self.failed = True
                 warnings.warn(
@@ -188,13 +193,13 @@ class CudaGraphGroups:
                 RuntimeWarning,
                 stacklevel=3,
             )
-            self.model.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=True)
             return [self.step(b) for b in batches]
         return self._replay()  # capture records without running: this runs the group
 
     def _replay(self) -> list:
         self.graph.replay()
-        _count_iterations(self.model.optimizer, self.size)
+        _count_iterations(self.optimizer, self.size)
         return [None] * self.size
 
     def _warm_up(self, batches: list) -> list:
@@ -207,7 +212,7 @@ class CudaGraphGroups:
         return results
 
     def _capture(self, batches: list) -> None:
-        optimizer = self.model.optimizer
+        optimizer = self.optimizer
         _make_capturable(optimizer)
         iterations = [g.get("iterations") for g in optimizer.param_groups]
         self.static = [map_structure(_clone, b) for b in batches]
@@ -235,9 +240,7 @@ class CudaGraphGroups:
         return True
 
     def _current_lrs(self) -> list:
-        return [
-            g["lr"] if not isinstance(g["lr"], torch.Tensor) else id(g["lr"]) for g in self.model.optimizer.param_groups
-        ]
+        return [g["lr"] if not isinstance(g["lr"], torch.Tensor) else id(g["lr"]) for g in self.optimizer.param_groups]
 
 
 def _make_capturable(optimizer: torch.optim.Optimizer) -> None:

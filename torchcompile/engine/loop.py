@@ -4,8 +4,9 @@
 Owns: running the steps of one epoch in a mode ("train", "test", "predict"), grouping them
 by ``steps_per_execution`` (the batch hooks run once per group, as Keras: begin with the
 group's first step index, end with its last), stopping early, and turning device results
-into Python numbers once per epoch. Not: what a step computes (Model.train_step /
-test_step / predict_step) or how a group executes (engine/execution.py).
+into Python numbers once per epoch; ``Trainable``, all the engine may use of a model. Not:
+what a step computes (Model.train_step / test_step / predict_step), how a group executes
+(engine/execution.py) or the run around the epochs (engine/run.py).
 
 Sync points: none per step. ``pythonify_logs`` is the one read per epoch; a callback that
 reads its batch logs as numbers pays for that read itself.
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
+from torchcompile.core import process
 from torchcompile.core.tree import join_structures
-from torchcompile.engine import distributed
 
 
 class LazyLogs(Mapping):
@@ -50,30 +51,60 @@ class LazyLogs(Mapping):
         return len(self._values) if self._values is not None else len(self._metrics())
 
 
-def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any, step_fn: Callable[..., Any]) -> list:
+class Trainable(Protocol):
+    """What the engine may use of a model: nothing else, and nothing private."""
+
+    module: torch.nn.Module
+    device: torch.device
+    stop_training: bool
+
+    @property
+    def metrics(self) -> list: ...
+
+    def train_step(self, data: Any) -> Any: ...
+
+    def test_step(self, data: Any) -> Any: ...
+
+    def predict_step(self, data: Any) -> Any: ...
+
+    def reset_metrics(self) -> None: ...
+
+    def get_metrics_result(self) -> dict[str, Any]: ...
+
+
+def run_epoch(
+    model: Trainable,
+    mode: str,
+    epoch_iterator: Any,
+    callbacks: Any,
+    step_fn: Callable[..., Any],
+    prepare: Callable[[Any, str], Any] | None = None,
+    steps_per_execution: int = 1,
+    resume: Any = None,
+) -> list:
     """Run one pass over ``epoch_iterator`` and return what predict steps produced.
 
     Args:
-        model: the ``tc.Model`` (``prepare_batch``, ``metrics``, ``stop_training``, and
-            ``steps_per_execution``: batches per group; hooks and the stop check run once per group).
+        model: reads ``stop_training`` after each group, and ``metrics`` for the batch logs.
         mode: "train", "test" or "predict".
         epoch_iterator: yields ``(step, batch)``.
         callbacks: a ``CallbackList``; its batch hooks are skipped when no callback has one.
         step_fn: one step on one batch; its ``run_group``, if any, runs a whole group (a CUDA graph).
+        prepare: ``prepare(batch, mode)`` before the step (checks, device move); None when
+            batches come ready.
+        steps_per_execution: batches per group; hooks and the stop check run once per group.
+        resume: a ``resume.TrainingState`` (training only): records the RNG state before the
+            epoch's batches are drawn, and after a restart skips the steps already done.
     """
     begin_hook, end_hook = callbacks.batch_hooks(mode)
     with_hooks = callbacks.wants_batch_hooks(mode)
     run_group = getattr(step_fn, "run_group", None)
-    ready = _batches_ready(model, getattr(epoch_iterator, "adapter", None))
-    prepare = _identity if ready else model.prepare_batch
+    prepare = prepare or _identity
     outputs = []
     batches = epoch_iterator.enumerate_epoch()
-    resume_point = getattr(model, "_resume_point", None) if mode == "train" else None
-    if resume_point is not None:
-        # BackupAndRestore: records the RNG state before the epoch's batches are drawn, and after a
-        # restart restores it and skips the steps the killed run had done (callbacks/backup_and_restore.py).
-        batches = resume_point.batches(batches, callbacks)
-    for steps, group in _groups(batches, getattr(model, "steps_per_execution", 1)):
+    if resume is not None:
+        batches = resume.batches(batches)
+    for steps, group in _groups(batches, steps_per_execution):
         if with_hooks:
             begin_hook(steps[0], None)
         if run_group is not None:
@@ -85,22 +116,11 @@ def run_epoch(model: Any, mode: str, epoch_iterator: Any, callbacks: Any, step_f
         if with_hooks:
             logs = {"outputs": results[-1]} if mode == "predict" else LazyLogs(lambda: model.metrics)
             end_hook(steps[-1], logs)
-        if mode == "train" and model.stop_training and not distributed.is_distributed():
+        if mode == "train" and model.stop_training and not process.is_distributed():
             break  # several processes stop together at the epoch's end (distributed.end_epoch)
     if epoch_iterator.ran_out_of_data and mode == "train":
         model.stop_training = True
     return outputs
-
-
-def _batches_ready(model: Any, adapter: Any) -> bool:
-    """Whether batches come already on the model's device, with nothing for ``prepare_batch`` to do
-    (arrays sliced on the device, and no per-batch label check)."""
-    return (
-        getattr(adapter, "on_device", False)
-        and getattr(adapter, "device", None) == model.device
-        and not getattr(model, "_check_labels_per_batch", False)
-        and getattr(type(model).prepare_batch, "__qualname__", "") == "Model.prepare_batch"
-    )
 
 
 def _identity(batch: Any, mode: str) -> Any:

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What ``Model.compile`` builds for one model, in one object the engine reads.
+
+Owns: checking compile's arguments, the torch optimizer over the module's parameters, the
+compiled loss and metrics (engine/compile_utils.py), the total loss tracker, the precision
+policy's autocast and scaler, the DDP wrapper under several processes, the execution
+settings (``jit_compile``, ``steps_per_execution``, ``cuda_graph``) and the cache of step
+functions built from them. Not: what a step computes (``Model.train_step``) or how it runs
+(engine/execution.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchcompile import metrics as metrics_module
+from torchcompile import mixed_precision
+from torchcompile import optimizers as optimizers_module
+from torchcompile.engine import compile_utils, distributed
+from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
+
+
+@dataclass
+class Compiled:
+    """compile()'s result. ``config`` keeps its arguments as given (``Model.get_compile_config``)."""
+
+    optimizer: torch.optim.Optimizer | None
+    loss: CompiledLoss | None
+    metrics: CompiledMetrics
+    loss_tracker: Any
+    precision: mixed_precision.Precision
+    ddp: Any  # DistributedDataParallel over the module under several processes, else None
+    jit_compile: bool
+    steps_per_execution: int
+    cuda_graph: bool
+    config: dict[str, Any]
+    step_functions: dict[str, Any] = field(default_factory=dict)  # built once per compile(), kept across fits
+
+    @property
+    def first_batch_pending(self) -> bool:
+        """Whether the next step must run eagerly: it builds the loss and runs the one-off checks."""
+        return self.loss is not None and (not self.loss.built or self.loss.checks_pending)
+
+    def request_checks(self, labels: Any = None) -> None:
+        """Run the first-batch checks (a host sync) on the next batch that computes the loss."""
+        if self.loss is not None:
+            self.loss.request_checks(labels)
+
+    def tracked_metrics(self) -> list:
+        """The loss tracker (when there is a loss), the per-output loss trackers, the compiled metrics."""
+        trackers = [self.loss_tracker] + self.loss.metrics if self.loss is not None else []
+        return trackers + self.metrics.metrics
+
+
+def compile_model(
+    module: nn.Module,
+    device: torch.device,
+    optimizer: Any,
+    loss: Any,
+    loss_weights: Any,
+    metrics: Any,
+    weighted_metrics: Any,
+    jit_compile: bool,
+    steps_per_execution: int,
+    cuda_graph: bool,
+    dtype_policy: Any,
+) -> Compiled:
+    """Check compile()'s arguments (string ids resolve now, so a typo fails here) and build."""
+    if not isinstance(steps_per_execution, int) or isinstance(steps_per_execution, bool) or steps_per_execution < 1:
+        raise ValueError(
+            f"`steps_per_execution` must be a positive integer. Received: steps_per_execution={steps_per_execution!r}"
+        )
+    compile_utils.check_ids(loss, metrics, weighted_metrics)
+    torch_optimizer = optimizers_module.build(optimizer, list(module.parameters()))
+    policy = mixed_precision.get(dtype_policy or mixed_precision.global_policy())
+    config = {
+        "optimizer": torch_optimizer,
+        "loss": loss,
+        "loss_weights": loss_weights,
+        "metrics": metrics,
+        "weighted_metrics": weighted_metrics,
+        "jit_compile": bool(jit_compile),
+        "steps_per_execution": steps_per_execution,
+        "cuda_graph": bool(cuda_graph),
+        "dtype_policy": policy,
+    }
+    return Compiled(
+        optimizer=torch_optimizer,
+        loss=CompiledLoss(loss, loss_weights) if loss is not None else None,
+        metrics=CompiledMetrics(metrics, weighted_metrics),
+        loss_tracker=metrics_module.Mean(name="loss").to(device),
+        precision=mixed_precision.Precision(policy, device, torch_optimizer),
+        ddp=distributed.wrap(module, device),
+        jit_compile=bool(jit_compile),
+        steps_per_execution=steps_per_execution,
+        cuda_graph=bool(cuda_graph),
+        config=config,
+    )
