@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 import os
+import stat
+import sys
 
 import numpy as np
 import pytest
@@ -7,50 +9,13 @@ import torch
 from torch import nn
 
 import torchcompile as tc
+from tests.saving_cases import Evil, Net, data, model_of, same, snapshot, unchanged
 from torchcompile import saving
 
-
-class Net(nn.Module):
-    def __init__(self, hidden=5):
-        super().__init__()
-        self.dense = nn.Linear(3, hidden)
-        self.norm = nn.BatchNorm1d(hidden)
-        self.out = nn.Linear(hidden, 1)
-
-    def forward(self, x):
-        return self.out(self.norm(self.dense(x)))
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 
 
-class Evil:
-    """Unpickling this runs code: it would create ``marker``."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def my_loss(y_true, y_pred):
-    return ((y_true - y_pred) ** 2).mean(dim=-1)
-
-
-def model_of(module=None, **compile_kwargs):
-    torch.manual_seed(0)
-    model = tc.Model(module or Net(), device="cpu")
-    model.compile(**{"optimizer": "adam", "loss": "mse", **compile_kwargs})
-    return model
-
-
-def data(n=16):
-    rng = np.random.default_rng(0)
-    return rng.random((n, 3), dtype=np.float32), rng.random((n, 1), dtype=np.float32)
-
-
-def same(a, b):
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-
-
+# ---------------------------------------------------------------- weights
 def test_save_weights_writes_a_plain_state_dict(tmp_path):
     model = model_of()
     model.save_weights(tmp_path / "w.pt")
@@ -98,6 +63,18 @@ def test_load_weights_with_missing_and_unexpected_keys_names_them(tmp_path):
         model_of().load_weights(tmp_path / "w.pt")
 
 
+def test_load_weights_with_a_non_tensor_entry_changes_nothing(tmp_path):
+    torch.manual_seed(1)
+    state = Net().state_dict()
+    state["out.bias"] = [0.5]  # the last entry: torch would copy every tensor before it, then fail
+    torch.save(state, tmp_path / "w.pt")
+    model = model_of()
+    before = snapshot(model.module)
+    with pytest.raises(ValueError, match=r"not tensors \[out.bias: list\]"):
+        model.load_weights(tmp_path / "w.pt")
+    assert unchanged(model.module, before)
+
+
 def test_load_weights_of_a_missing_file_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="No weights file"):
         model_of().load_weights(tmp_path / "nope.pt")
@@ -109,6 +86,25 @@ def test_load_weights_of_a_corrupt_file_is_a_clear_error(tmp_path, damage):
     model_of().save_weights(path)
     path.write_bytes(path.read_bytes()[:50] if damage == "truncate" else b"\x00garbage" * 10)
     with pytest.raises(ValueError, match="truncated, corrupt or not a torch file"):
+        model_of().load_weights(path)
+
+
+SHORT_OR_FOREIGN = {
+    "4 bytes": b"\x80\x02J\x00",  # torch.load: struct.error
+    "1 byte": b"\x80",  # IndexError
+    "text": b"hello world\n",  # KeyError: 101
+    "csv": b"epoch,loss\n0,1.0\n",  # IndexError
+    "empty": b"",  # EOFError
+}
+
+
+@pytest.mark.parametrize("content", SHORT_OR_FOREIGN.values(), ids=SHORT_OR_FOREIGN.keys())
+def test_read_file_of_a_short_or_foreign_file_is_a_value_error_naming_it(tmp_path, content):
+    path = tmp_path / "odd.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"Could not read weights from '{path}'"):
+        saving.read_file(path)
+    with pytest.raises(ValueError, match="odd.pt"):
         model_of().load_weights(path)
 
 
@@ -154,87 +150,32 @@ def test_set_weights_checks_count_and_shapes():
         model.set_weights([weights[0].T, *weights[1:]])
 
 
-def test_save_and_load_model_resume_training_identically(tmp_path):
-    x, y = data()
-    model = model_of(metrics=["mae"])
-    model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
-    model.save(tmp_path / "m.pt")
-    loaded = tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu")
-    assert loaded.initial_epoch == 2 and type(loaded.optimizer) is torch.optim.Adam
-    for m in (model, loaded):
-        m.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
-    assert same(model.module, loaded.module)
-    assert loaded.metrics_names == model.metrics_names == ["loss", "mae"]
-
-
-def test_load_model_restores_keras_optimizer_extras(tmp_path):
-    schedule = tc.optimizers.schedules.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
-    model = model_of(optimizer=tc.optimizers.SGD(learning_rate=schedule, momentum=0.9, clipnorm=1.0))
-    x, y = data()
-    model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
-    model.save(tmp_path / "m.pt")
-    loaded = tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu")
-    assert tc.optimizers.get_learning_rate(loaded.optimizer) == tc.optimizers.get_learning_rate(model.optimizer)
-    for m in (model, loaded):
-        m.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
-    assert same(model.module, loaded.module)
-
-
-def test_load_model_keeps_loss_and_metric_configs(tmp_path):
-    model = model_of(loss=tc.losses.Huber(delta=0.5), metrics=[tc.metrics.MeanAbsoluteError(name="m_a_e")])
-    model.save(tmp_path / "m.pt")
-    config = torch.load(tmp_path / "m.pt", weights_only=True)["compile"]
-    assert config["loss"] == {"class_name": "Huber", "config": model._compiled_loss.loss.get_config()}
-    loaded = tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu")
-    assert loaded._compiled_loss.loss.delta == 0.5
-    assert loaded.evaluate(*data(), verbose=0, return_dict=True).keys() == {"loss", "m_a_e"}
-
-
-def test_saving_a_python_callable_warns_and_load_model_asks_for_it(tmp_path):
-    model = model_of(loss=my_loss, metrics=[nn.L1Loss()])
-    with pytest.warns(UserWarning, match="custom_objects"):
-        model.save(tmp_path / "m.pt")
-    with pytest.raises(ValueError, match=r"\['L1Loss', 'my_loss'\].*custom_objects"):
-        tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu")
-    loaded = tc.load_model(
-        tmp_path / "m.pt", module=Net(), device="cpu", custom_objects={"my_loss": my_loss, "L1Loss": nn.L1Loss()}
-    )
-    assert loaded._compiled_loss.loss is my_loss
-
-
-def test_load_model_with_compile_false_loads_weights_only(tmp_path):
-    model = model_of(loss=my_loss)
-    with pytest.warns(UserWarning):
-        model.save(tmp_path / "m.pt")
-    loaded = tc.load_model(tmp_path / "m.pt", module=Net(), compile=False, device="cpu")
-    assert not loaded.compiled and same(model.module, loaded.module)
-
-
-def test_load_model_needs_the_module(tmp_path):
-    model_of().save(tmp_path / "m.pt")
-    with pytest.raises(TypeError, match="module=Net"):
-        tc.load_model(tmp_path / "m.pt")
-
-
-def test_load_model_refuses_a_weights_file(tmp_path):
-    model_of().save_weights(tmp_path / "w.pt")
-    with pytest.raises(ValueError, match="load_weights"):
-        tc.load_model(tmp_path / "w.pt", module=Net(), device="cpu")
-
-
-def test_load_weights_reads_the_weights_of_a_full_save(tmp_path):
+@pytest.mark.parametrize("kind", ["str", "object"])
+def test_set_weights_with_right_shaped_non_numeric_arrays_changes_nothing(kind):
     model = model_of()
-    model.save(tmp_path / "m.pt")
-    other = model_of(Net())
-    other.load_weights(tmp_path / "m.pt")
-    assert same(model.module, other.module)
+    weights = [w + 1 for w in model.get_weights()]
+    last = weights[-1]
+    weights[-1] = last.astype(str) if kind == "str" else np.array([object()] * last.size).reshape(last.shape)
+    before = snapshot(model.module)
+    with pytest.raises(ValueError, match=r"out.bias: expected numbers, got an array of dtype"):
+        model.set_weights(weights)
+    assert unchanged(model.module, before)
 
 
+# ---------------------------------------------------------------- files
 def test_save_with_overwrite_false_refuses_an_existing_file(tmp_path):
     model = model_of()
     model.save(tmp_path / "m.pt")
     with pytest.raises(FileExistsError, match="overwrite"):
         model.save(tmp_path / "m.pt", overwrite=False)
+
+
+@pytest.mark.parametrize("method", ["save", "save_weights"])
+@pytest.mark.parametrize("name", ["model.keras", "model.h5", "model.weights.h5"])
+def test_save_refuses_keras_suffixes_naming_the_torch_format(tmp_path, method, name):
+    with pytest.raises(ValueError, match=r"writes a torch file .*'\.pt'") as error:
+        getattr(model_of(), method)(tmp_path / name)
+    assert name in str(error.value) and not (tmp_path / name).exists()
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -250,9 +191,59 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert saving.read_file(path) == {"v": 1} and os.listdir(tmp_path) == ["f.pt"]
 
 
-def test_load_model_restores_the_dtype_policy_and_execution_options(tmp_path):
-    model = tc.Model(torch.nn.Linear(3, 2), device="cpu")
-    model.compile("adam", "mse", steps_per_execution=4, dtype_policy="mixed_bfloat16")
-    model.save(tmp_path / "model.pt")
-    restored = tc.load_model(tmp_path / "model.pt", module=torch.nn.Linear(3, 2), device="cpu")
-    assert restored.dtype_policy.name == "mixed_bfloat16" and restored.steps_per_execution == 4
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@posix_only
+def test_atomic_write_creates_files_as_open_would(tmp_path, umask_022):
+    saving.save_file({"v": 1}, tmp_path / "new.pt")
+    with open(tmp_path / "plain", "w"):
+        pass
+    assert stat.S_IMODE(os.stat(tmp_path / "new.pt").st_mode) == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.pt").st_mode) == 0o644
+
+
+@posix_only
+def test_atomic_write_keeps_an_existing_files_mode(tmp_path, umask_022):
+    path = tmp_path / "w.pt"
+    model_of().save_weights(path)
+    os.chmod(path, 0o640)
+    model_of().save_weights(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+# ---------------------------------------------------------------- format versions and optimizer state
+def test_check_version_refuses_a_newer_version_naming_both(tmp_path):
+    saving.check_version({"version": saving.MODEL_VERSION}, saving.MODEL_VERSION, tmp_path / "m.pt", "model")
+    with pytest.raises(ValueError, match=rf"version 7, but this torchcompile reads versions up to {3}"):
+        saving.check_version({"version": 7}, 3, tmp_path / "m.pt", "backup")
+
+
+def adam_state():
+    p = nn.Parameter(torch.ones(2))
+    adam = torch.optim.Adam([p])
+    p.grad = torch.ones(2)
+    adam.step()
+    return adam.state_dict(), saving.optimizer_class_name(adam)
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["class recorded", "older file"])
+def test_load_optimizer_state_of_another_class_is_refused_naming_both(recorded):
+    state, adam_class = adam_state()
+    sgd = torch.optim.SGD([nn.Parameter(torch.ones(2))], lr=0.1, momentum=0.9)
+    before = sgd.state_dict()
+    with pytest.raises(ValueError, match="Adam" if recorded else r"hyperparameters \[.*'betas'") as error:
+        saving.load_optimizer_state(sgd, state, adam_class if recorded else None, "'backup.pt'")
+    assert "SGD" in str(error.value) and "'backup.pt'" in str(error.value)
+    assert sgd.state_dict() == before
+
+
+def test_load_optimizer_state_of_the_same_class_loads():
+    state, adam_class = adam_state()
+    adam = torch.optim.Adam([nn.Parameter(torch.ones(2))])
+    saving.load_optimizer_state(adam, state, adam_class, "'backup.pt'")
+    assert adam.state_dict()["state"][0]["step"] == 1

@@ -8,9 +8,9 @@ history = model.fit(x, y, epochs=5, validation_split=0.2)
 """
 
 from torchcompile import callbacks, losses, metrics, mixed_precision, optimizers, utils
+from torchcompile.loading import load_model
 from torchcompile.model import Model, Sequential
 from torchcompile.plotting import plot_history
-from torchcompile.saving import load_model
 
 __version__ = "0.1.0"
 __all__ = [

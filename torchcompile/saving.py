@@ -1,76 +1,117 @@
 # SPDX-License-Identifier: Apache-2.0
 """Files: weights, whole models and training state, written atomically and read safely.
 
-Owns: the atomic write (a temporary file in the same folder, flush + fsync, rename, so a
-process killed at any moment leaves the previous good file), reading with
-``torch.load(weights_only=True)`` (a crafted pickle never runs code) and the errors a
-missing, corrupt or mismatching file gives, all-or-nothing weight loading, Keras'
-``get_weights``/``set_weights``, and the compile configuration round trip of ``save`` /
-``load_model``. Not: when files are written (callbacks/), the architecture (it lives in the
-user's code and is never pickled: ``load_model`` takes the module).
+Owns: the one atomic write every file goes through (a temporary file in the same folder, created
+as ``open()`` would create it or with the mode of the file it replaces, flushed, fsynced and renamed,
+so a process killed at any moment leaves the previous good file); reading with
+``torch.load(weights_only=True)`` (a crafted pickle never runs code) and the ``ValueError`` naming
+the file that any missing, short, foreign or corrupt file gives; format-version checks; all-or-
+nothing weight loading (everything is checked before anything is copied); Keras'
+``get_weights``/``set_weights``; checking a saved optimizer state against the optimizer it is loaded
+into; and writing a whole model (``save_model``): weights, optimizer state and the compile
+configuration as plain data (torch loss modules from an allow-list included). Models are duck-typed
+through public attributes (``module``, ``optimizer``, ``compiled``, ``get_compile_config()``); this
+module imports no ``Model``. Not: reading a whole model back into a ``Model`` (loading.py), the
+optimizer's configuration as data (optimizers/serialization.py), when files are written
+(callbacks/), the architecture (it lives in the user's code and is never pickled).
 """
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import os
 import pickle
 import re
-import tempfile
+import secrets
+import stat
 import warnings
-import zipfile
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from torchcompile import losses as losses_module
 from torchcompile import metrics as metrics_module
-from torchcompile.optimizers import schedules
-from torchcompile.optimizers.step_hooks import KerasStepHooks, hooks_of
+from torchcompile.optimizers import serialization
+from torchcompile.optimizers.serialization import is_custom, is_plain
 
 __all__ = [
     "atomic_write",
     "save_file",
     "read_file",
+    "check_version",
+    "check_suffix",
     "get_weights",
     "set_weights",
+    "check_state_dict",
     "load_state_dict",
     "save_weights",
     "load_weights",
+    "optimizer_class_name",
+    "check_optimizer_state",
+    "load_optimizer_state",
     "save_model",
-    "load_model",
+    "read_model_file",
+    "compile_config",
+    "map_spec",
     "MODEL_FORMAT",
+    "MODEL_VERSION",
+    "TORCH_LOSSES",
 ]
 
 MODEL_FORMAT = "torchcompile.model"
-_VERSION = 1
-# Optimizer classes load_model may import by name; anything else must come in custom_objects.
-_OPTIMIZER_MODULES = ("torch.optim", "torchcompile.optimizers")
-_HOOK_ARGS = (
-    "weight_decay",
-    "clipnorm",
-    "global_clipnorm",
-    "clipvalue",
-    "momentum_key",
-    "ema_momentum",
-    "ema_overwrite_frequency",
-)
+# 1: the first layout. 2: adds "optimizer_class", the module's __qualname__ and torch loss modules
+# recorded as {"torch_loss": name, "config": {...}}. A reader accepts every version up to its own.
+MODEL_VERSION = 2
+# Suffixes of Keras' own formats: writing a torch file under them would mislead every reader.
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+# torch.nn loss modules a file may name; rebuilt from their constructor arguments, never unpickled.
+TORCH_LOSSES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        nn.L1Loss,
+        nn.MSELoss,
+        nn.CrossEntropyLoss,
+        nn.NLLLoss,
+        nn.BCELoss,
+        nn.BCEWithLogitsLoss,
+        nn.KLDivLoss,
+        nn.PoissonNLLLoss,
+        nn.GaussianNLLLoss,
+        nn.SmoothL1Loss,
+        nn.HuberLoss,
+        nn.HingeEmbeddingLoss,
+        nn.SoftMarginLoss,
+        nn.MultiLabelMarginLoss,
+        nn.MultiLabelSoftMarginLoss,
+        nn.MultiMarginLoss,
+        nn.CosineEmbeddingLoss,
+        nn.MarginRankingLoss,
+        nn.TripletMarginLoss,
+        nn.CTCLoss,
+    )
+}
+_DEPRECATED_LOSS_ARGS = ("size_average", "reduce")  # torch folds them into `reduction`
 
 
 # ---------------------------------------------------------------- files
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
     """Write ``path`` through ``write(file)`` so that it is either the old file or the new one.
 
-    The bytes go to a temporary file in the same folder, are flushed and fsynced, and the
-    file is renamed over ``path`` (atomic on POSIX and Windows); the folder is fsynced too.
+    The bytes go to a temporary file in the same folder, are flushed and fsynced, and the file is
+    renamed over ``path`` (atomic on POSIX and Windows); the folder is fsynced too. A new file gets
+    the mode ``open()`` gives (0o666 less the umask); a replaced file keeps its mode.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.isfile(path) else None
+    fd, tmp = _create_temporary(folder, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.chmod(tmp, mode)
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -80,6 +121,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             os.remove(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _create_temporary(folder: str, name: str) -> tuple[int, str]:
+    # Not tempfile.mkstemp: it creates files 0600. os.open(..., 0o666) lets the umask decide, as open() does.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"Could not create a temporary file next to {name!r} in {folder!r}.")
 
 
 def _fsync_folder(folder: str) -> None:
@@ -101,7 +154,7 @@ def save_file(obj: Any, path: str | os.PathLike) -> None:
 
 
 def read_file(path: str | os.PathLike, what: str = "weights") -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU, with errors that say what went wrong."""
+    """``torch.load(path, weights_only=True)`` on the CPU; any unreadable file is a ValueError naming it."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(
@@ -124,7 +177,9 @@ def read_file(path: str | os.PathLike, what: str = "weights") -> Any:
                 f"Received: filepath={path!r}"
             ) from e
         raise ValueError(_corrupt(what, path, e)) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as e:
+    except OSError:
+        raise  # the file could not be read at all (permissions, I/O): not a question of its content
+    except Exception as e:  # short and foreign files fail deep in the unpickler (struct.error, IndexError, ...)
         raise ValueError(_corrupt(what, path, e)) from e
 
 
@@ -135,6 +190,29 @@ def _corrupt(what: str, path: str, error: BaseException) -> str:
         f"({type(error).__name__}: {detail[:200]}). Save it again, or restore a backup. "
         f"Received: filepath={path!r}"
     )
+
+
+def check_version(data: dict, supported: int, path: str | os.PathLike, what: str) -> None:
+    """Refuse a file whose ``data["version"]`` is newer than ``supported``, naming both versions."""
+    version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version > supported:
+        raise ValueError(
+            f"{os.fspath(path)!r} is a {what} file of format version {version!r}, but this torchcompile reads "
+            f"versions up to {supported}: it was written by a newer torchcompile. Upgrade torchcompile to load "
+            f"it. Received: version={version!r}, supported={supported}"
+        )
+
+
+def check_suffix(path: str | os.PathLike, method: str) -> None:
+    """Refuse Keras' file suffixes: what we write is a torch file, not a Keras archive or HDF5."""
+    name = os.fspath(path)
+    suffix = next((s for s in KERAS_SUFFIXES if name.lower().endswith(s)), None)
+    if suffix is not None:
+        raise ValueError(
+            f"{method}() writes a torch file (torch.save of tensors and plain data, read back with "
+            f"torch.load(weights_only=True)), not Keras' {suffix!r} format, so a {suffix!r} name would "
+            f"mislead whoever opens it. Use a '.pt' or '.pth' name. Received: filepath={name!r}"
+        )
 
 
 # ---------------------------------------------------------------- weights
@@ -158,23 +236,27 @@ def set_weights(module: torch.nn.Module, weights: list) -> None:
             f"{list(state)}), got {len(weights)}. Pass the list get_weights() returns. "
             f"Received: len(weights)={len(weights)}"
         )
-    bad = [
-        f"{k}: expected {tuple(v.shape)}, got {tuple(np.shape(w))}"
-        for (k, v), w in zip(state.items(), weights)
-        if tuple(v.shape) != tuple(np.shape(w))
-    ]
+    values, bad = [], []
+    for (key, target), weight in zip(state.items(), weights):
+        value = weight.detach() if isinstance(weight, torch.Tensor) else np.asarray(weight)
+        if tuple(value.shape) != tuple(target.shape):
+            bad.append(f"{key}: expected {tuple(target.shape)}, got {tuple(value.shape)}")
+        elif isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+            bad.append(f"{key}: expected numbers, got an array of dtype {value.dtype}")
+        else:
+            values.append(torch.as_tensor(value))
     if bad:
         raise ValueError(
-            "set_weights got arrays of the wrong shape; pass arrays shaped like get_weights()'s. "
-            f"Received: {'; '.join(bad)}"
+            "set_weights got arrays that do not fit, so no weight was changed; pass arrays shaped like "
+            f"get_weights()'s, holding numbers. Received: {'; '.join(bad)}"
         )
     with torch.no_grad():
-        for (_key, target), value in zip(state.items(), weights):
-            target.copy_(torch.as_tensor(np.asarray(value)).to(target.dtype))
+        for target, value in zip(state.values(), values):
+            target.copy_(value)
 
 
-def load_state_dict(module: torch.nn.Module, state: Any, source: str = "the file") -> None:
-    """``module.load_state_dict(state)``, checked first: a mismatch changes no weight and names the keys."""
+def check_state_dict(module: torch.nn.Module, state: Any, source: str = "the file") -> None:
+    """Raise the ValueError ``load_state_dict`` would, without changing anything."""
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise ValueError(
             f"{source} does not hold a state_dict (a dict of name -> tensor); it holds a "
@@ -184,18 +266,18 @@ def load_state_dict(module: torch.nn.Module, state: Any, source: str = "the file
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
+    tensors = {k: v for k, v in own.items() if k in state and isinstance(v, torch.Tensor)}
+    not_tensors = [f"{k}: {type(state[k]).__name__}" for k in tensors if not isinstance(state[k], torch.Tensor)]
     shapes = [
         f"{k}: file {tuple(state[k].shape)} vs module {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state
-        and isinstance(v, torch.Tensor)
-        and isinstance(state[k], torch.Tensor)
-        and state[k].shape != v.shape
+        for k, v in tensors.items()
+        if isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
     ]
-    if missing or unexpected or shapes:
+    if missing or unexpected or not_tensors or shapes:
         parts = [
             f"missing keys {missing}" if missing else "",
             f"unexpected keys {unexpected}" if unexpected else "",
+            f"entries that are not tensors [{'; '.join(not_tensors)}]" if not_tensors else "",
             f"shape mismatches [{'; '.join(shapes)}]" if shapes else "",
         ]
         raise ValueError(
@@ -203,11 +285,17 @@ def load_state_dict(module: torch.nn.Module, state: Any, source: str = "the file
             "the file was saved from another architecture (or another version of it). Load it into "
             f"the module it came from. Received: {', '.join(p for p in parts if p)}"
         )
+
+
+def load_state_dict(module: torch.nn.Module, state: Any, source: str = "the file") -> None:
+    """``module.load_state_dict(state)``, checked first: a mismatch changes no weight and names the keys."""
+    check_state_dict(module, state, source)
     module.load_state_dict(state)
 
 
 def save_weights(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
     """The module's state_dict, as a plain file ``torch.load(path, weights_only=True)`` reads."""
+    check_suffix(path, "save_weights")
     _check_overwrite(path, overwrite)
     save_file(model.module.state_dict(), path)
 
@@ -216,6 +304,8 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
     """Load a state_dict file (ours or plain torch's), or the weights of a ``save``/backup file."""
     state = read_file(path, "weights")
     if isinstance(state, dict) and "format" in state and "weights" in state:
+        if state["format"] == MODEL_FORMAT:
+            check_version(state, MODEL_VERSION, path, "model")
         state = state["weights"]
     load_state_dict(model.module, state, source=repr(os.fspath(path)))
 
@@ -228,6 +318,53 @@ def _check_overwrite(path: str | os.PathLike, overwrite: bool) -> None:
         )
 
 
+# ---------------------------------------------------------------- optimizer state
+def optimizer_class_name(optimizer: torch.optim.Optimizer) -> str:
+    """What a file records as the optimizer's class (``module.QualName``)."""
+    return serialization.class_name(type(optimizer))
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_class: str | None, source: str) -> None:
+    """Raise a ValueError if ``state`` (saved from a ``saved_class``) cannot load into ``optimizer``; change nothing.
+
+    Classes are compared by name (torch moves its classes between modules); with no recorded
+    class (older files), hyperparameter names that differ both ways reveal another class.
+    """
+    own_class = optimizer_class_name(optimizer)
+    if saved_class is not None and saved_class.rpartition(".")[2] != type(optimizer).__qualname__.rpartition(".")[2]:
+        raise ValueError(
+            f"The optimizer state in {source} was saved from a {saved_class}, but the model's optimizer is a "
+            f"{own_class}; one cannot resume the other's state. Compile with the optimizer it was saved with, "
+            f"or start from the weights alone (load_weights). Received: saved={saved_class}, model={own_class}"
+        )
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError(
+            f"{source} does not hold an optimizer state_dict (with 'state' and 'param_groups'); save it "
+            f"with optimizer.state_dict(). Received: {type(state).__name__}"
+        )
+    sizes, own_sizes = [len(g.get("params", ())) for g in groups], [len(g["params"]) for g in optimizer.param_groups]
+    if sizes != own_sizes:
+        raise ValueError(
+            f"The optimizer state in {source} has parameter groups of sizes {sizes}, but the model's {own_class} "
+            f"has {own_sizes}: it was saved for other parameters. Received: saved={sizes}, model={own_sizes}"
+        )
+    saved_keys = set().union(*groups) - {"params"} if groups else set()
+    own_keys = set().union(*optimizer.param_groups) - {"params"}
+    if saved_class is None and saved_keys - own_keys and own_keys - saved_keys:
+        raise ValueError(
+            f"The optimizer state in {source} was saved from another optimizer class than the model's {own_class}: "
+            f"it has hyperparameters {sorted(saved_keys - own_keys)} and lacks {sorted(own_keys - saved_keys)}. "
+            f"Compile with the optimizer it was saved with. Received: saved keys {sorted(saved_keys)}"
+        )
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_class: str | None, source: str) -> None:
+    """``optimizer.load_state_dict(state)`` after ``check_optimizer_state``."""
+    check_optimizer_state(optimizer, state, saved_class, source)
+    optimizer.load_state_dict(state)
+
+
 # ---------------------------------------------------------------- whole models
 def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, epoch: int | None = None) -> None:
     """Weights, optimizer state, compile configuration and epoch count, in one file.
@@ -236,13 +373,14 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, epoc
     weights-only file; they are stored by name (a warning lists them) and ``load_model``
     asks for them in ``custom_objects``.
     """
+    check_suffix(path, "save")
     _check_overwrite(path, overwrite)
     if epoch is None:
         history = getattr(model, "history", None)
         epochs = getattr(history, "epoch", None)
         epoch = epochs[-1] + 1 if epochs else getattr(model, "initial_epoch", 0)
     config = compile_config(model) if model.compiled else None
-    custom = sorted(_custom_names(config))
+    custom = sorted(serialization.custom_names(config))
     if custom:
         warnings.warn(
             f"Saving {os.fspath(path)!r}: {custom} are Python objects that a weights-only file cannot "
@@ -250,228 +388,109 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, epoc
             "{name: object}) or with compile=False and compile again.",
             stacklevel=3,
         )
+    optimizer = model.optimizer
     save_file(
         {
             "format": MODEL_FORMAT,
-            "version": _VERSION,
-            "module_class": type(model.module).__name__,
+            "version": MODEL_VERSION,
+            "module_class": type(model.module).__qualname__,
             "weights": model.module.state_dict(),
             "epoch": int(epoch),
             "compile": config,
-            "optimizer": model.optimizer.state_dict() if model.optimizer is not None else None,
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "optimizer_class": optimizer_class_name(optimizer) if optimizer is not None else None,
         },
         path,
     )
 
 
-def load_model(
-    path: str | os.PathLike,
-    module: torch.nn.Module | None = None,
-    custom_objects: dict | None = None,
-    compile: bool = True,
-    device: str | torch.device = "auto",
-) -> Any:
-    """A ``tc.Model`` around ``module`` with the saved weights, compiled and with its optimizer state.
-
-    Args:
-        path: a file written by ``model.save``.
-        module: a freshly built instance of the saved architecture (architectures live in code).
-        custom_objects: ``{name: object}`` for losses, metrics and optimizer pieces saved by name.
-        compile: restore the compile configuration and optimizer state (False: weights only).
-        device: as ``tc.Model``.
-
-    Returns:
-        the model; ``model.initial_epoch`` is the number of epochs it had trained, to pass
-        as ``fit(initial_epoch=...)``.
-    """
-    from torchcompile.model import Model  # model.py imports this module's users
-
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(
-            "tc.load_model needs the architecture as a module: files hold weights only, never code. "
-            "Build the module as when it was saved and pass it: tc.load_model(path, module=Net()). "
-            f"Received: module={module!r}"
-        )
+def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A file ``save_model`` wrote, checked: its format marker, its version and the entries every version has."""
     data = read_file(path, "model")
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
         raise ValueError(
             f"{os.fspath(path)!r} is not a file written by model.save(); for a state_dict file use "
             f"model.load_weights(path). Received: filepath={os.fspath(path)!r}"
         )
-    model = Model(module, device=device)
-    load_state_dict(model.module, data["weights"], source=repr(os.fspath(path)))
-    model.initial_epoch = int(data.get("epoch", 0))
-    if compile and data.get("compile") is not None:
-        compile_from_config(model, data["compile"], custom_objects or {})
-        if data.get("optimizer") is not None and model.optimizer is not None:
-            model.optimizer.load_state_dict(data["optimizer"])
-    return model
+    check_version(data, MODEL_VERSION, path, "model")
+    absent = [key for key in ("weights", "compile", "optimizer") if key not in data]
+    if absent:
+        raise ValueError(
+            f"{os.fspath(path)!r} is a model file without {absent}: it is damaged or was not written by "
+            f"model.save(). Save it again. Received: keys={sorted(data)}"
+        )
+    return data
 
 
 # ---------------------------------------------------------------- compile configuration
 def compile_config(model: Any) -> dict[str, Any]:
-    """compile()'s arguments as plain data: ids, ``{"class_name", "config"}`` dicts, or ``{"custom": name}``."""
-    loss, metrics = model._compiled_loss, model._compiled_metrics
+    """compile()'s arguments as plain data: ids, ``{"class_name", "config"}`` dicts, torch loss modules as
+    ``{"torch_loss", "config"}``, or ``{"custom": name}``."""
+    config = model.get_compile_config()
+    optimizer, policy = config["optimizer"], config.get("dtype_policy")
+    loss = lambda v: _serialize(v, losses_module.get)  # noqa: E731
+    metric = lambda v: _serialize(v, metrics_module.get)  # noqa: E731
     return {
-        "optimizer": optimizer_config(model.optimizer) if model.optimizer is not None else None,
-        "loss": _map(lambda v: _serialize(v, losses_module.get), loss.loss) if loss else None,
-        "loss_weights": loss.loss_weights if loss else None,
-        "metrics": _map(lambda v: _serialize(v, metrics_module.get), metrics.metrics) if metrics else None,
-        "weighted_metrics": (
-            _map(lambda v: _serialize(v, metrics_module.get), metrics.weighted_metrics) if metrics else None
-        ),
-        "jit_compile": model.jit_compile,
-        "steps_per_execution": model.steps_per_execution,
-        "cuda_graph": getattr(model, "cuda_graph", False),
-        "dtype_policy": getattr(getattr(model, "dtype_policy", None), "name", None),
+        "optimizer": serialization.optimizer_config(optimizer) if optimizer is not None else None,
+        "loss": map_spec(loss, config["loss"]),
+        "loss_weights": config["loss_weights"],
+        "metrics": map_spec(metric, config["metrics"]),
+        "weighted_metrics": map_spec(metric, config["weighted_metrics"]),
+        "jit_compile": config["jit_compile"],
+        "steps_per_execution": config["steps_per_execution"],
+        "cuda_graph": config["cuda_graph"],
+        "dtype_policy": getattr(policy, "name", policy),
     }
 
 
-def compile_from_config(model: Any, config: dict[str, Any], custom_objects: dict) -> None:
-    """Compile ``model`` as ``compile_config`` described it; every missing custom object is named at once."""
-    missing = sorted(n for n in _custom_names(config) if n not in custom_objects)
-    if missing:
-        raise ValueError(
-            f"The saved model was compiled with {missing}, Python objects a weights-only file cannot "
-            "hold. Pass them: tc.load_model(path, module=..., custom_objects={name: object}), or "
-            f"load with compile=False and call compile() yourself. Received: "
-            f"custom_objects={sorted(custom_objects)}"
-        )
-
-    def resolver(get: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def resolve(entry: Any) -> Any:
-            if _is_custom(entry):
-                return custom_objects[entry["custom"]]
-            return get(entry) if isinstance(entry, dict) else entry  # compile reads dicts as per-output specs
-
-        return resolve
-
-    optimizer = None
-    if config.get("optimizer") is not None:
-        optimizer = build_optimizer(config["optimizer"], list(model.module.parameters()), custom_objects)
-    metric = resolver(metrics_module.get)
-    model.compile(
-        optimizer=optimizer,
-        loss=_map(resolver(losses_module.get), config["loss"]),
-        metrics=_map(metric, config["metrics"]),
-        loss_weights=config["loss_weights"],
-        weighted_metrics=_map(metric, config["weighted_metrics"]),
-        jit_compile=config["jit_compile"],
-        steps_per_execution=config["steps_per_execution"],
-        cuda_graph=config.get("cuda_graph", False),
-        dtype_policy=config.get("dtype_policy"),
-    )
-
-
-def optimizer_config(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """The torch class, its defaults and the Keras step hooks' arguments (state goes in state_dict)."""
-    cls = type(optimizer)
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    if not cls.__module__.startswith(_OPTIMIZER_MODULES):
-        name = {"custom": cls.__qualname__}
-    defaults = {k: v for k, v in optimizer.defaults.items() if _is_plain(v)}
-    config: dict[str, Any] = {"class_name": name, "defaults": defaults, "hooks": None}
-    hooks = hooks_of(optimizer)
-    if hooks is not None:
-        config["hooks"] = {key: getattr(hooks, key) for key in _HOOK_ARGS}
-        schedule = hooks.schedule
-        if schedule is not None:
-            config["hooks"]["schedule"] = (
-                schedules.serialize(schedule) if _serializable_schedule(schedule) else {"custom": "learning_rate"}
-            )
-        if hooks.lr_scheduler is not None:
-            config["hooks"]["lr_scheduler"] = {"custom": "lr_scheduler"}
-    return config
-
-
-def build_optimizer(config: dict[str, Any], params: list, custom_objects: dict) -> torch.optim.Optimizer:
-    """The torch optimizer ``optimizer_config`` described, over ``params``, with its hooks attached."""
-    name = config["class_name"]
-    cls = custom_objects[name["custom"]] if _is_custom(name) else _import_optimizer(name)
-    defaults = dict(config["defaults"])
-    if defaults.get("fused") and not all(p.is_cuda for p in params):
-        defaults["fused"] = None
-    optimizer = cls(params, **defaults)
-    hooks = config.get("hooks")
-    if hooks is not None:
-        hooks = dict(hooks)
-        schedule = hooks.pop("schedule", None)
-        factory = hooks.pop("lr_scheduler", None)
-        KerasStepHooks(
-            optimizer,
-            **hooks,
-            schedule=_resolve_schedule(schedule, custom_objects),
-            lr_scheduler=custom_objects["lr_scheduler"] if factory is not None else None,
-        )
-    return optimizer
-
-
-def _import_optimizer(name: str) -> type:
-    module_name, _, qualname = name.rpartition(".")
-    if not module_name.startswith(_OPTIMIZER_MODULES):
-        raise ValueError(f"Unknown optimizer class {name!r}; pass it in custom_objects. Received: {name!r}")
-    return getattr(importlib.import_module(module_name), qualname)
-
-
-def _resolve_schedule(schedule: Any, custom_objects: dict) -> Any:
-    if schedule is None:
-        return None
-    return custom_objects[schedule["custom"]] if _is_custom(schedule) else schedules.deserialize(schedule)
-
-
-def _serializable_schedule(schedule: Any) -> bool:
-    if not isinstance(schedule, schedules.LearningRateSchedule):
-        return False
-    try:
-        return _is_plain(schedules.serialize(schedule))
-    except (TypeError, ValueError, NotImplementedError):
-        return False
-
-
 def _serialize(value: Any, get: Callable[[Any], Any]) -> Any:
-    """An id or plain config when ``get`` can rebuild it from one; else ``{"custom": name}``."""
+    """An id or plain config when ``get`` can rebuild it from one; a torch loss spec; else ``{"custom": name}``."""
     if value is None or isinstance(value, str):
         return value
     if hasattr(value, "get_config") and not isinstance(value, type):
         try:
             entry = {"class_name": type(value).__name__, "config": value.get_config()}
-            if _is_plain(entry):
+            if is_plain(entry):
                 get(entry)
                 return entry
         except (TypeError, ValueError, KeyError, AttributeError):
             pass
+    entry = _torch_loss_entry(value)
+    if entry is not None:
+        return entry
     name = getattr(value, "__name__", None) or getattr(value, "name", None) or type(value).__name__
     return {"custom": str(name)}
 
 
-def _map(fn: Callable[[Any], Any], spec: Any) -> Any:
-    if isinstance(spec, dict) and not ("class_name" in spec or _is_custom(spec)):
-        return {k: _map(fn, v) for k, v in spec.items()}
+def _torch_loss_entry(value: Any) -> dict | None:
+    """``{"torch_loss": name, "config": constructor arguments}`` for an allow-listed torch loss, else None."""
+    cls = type(value)
+    if TORCH_LOSSES.get(cls.__name__) is not cls:
+        return None  # subclasses and other classes may hold state their constructor does not describe
+    config = {}
+    for name in list(inspect.signature(cls.__init__).parameters)[1:]:
+        if name in _DEPRECATED_LOSS_ARGS:
+            continue
+        if not hasattr(value, name):
+            return None
+        arg = getattr(value, name)
+        if isinstance(arg, torch.Tensor):
+            arg = arg.detach().cpu().clone()  # a class weight: a tensor, which weights-only files hold
+        elif not is_plain(arg):
+            return None
+        config[name] = arg
+    return {"torch_loss": cls.__name__, "config": config}
+
+
+def is_leaf(spec: Any) -> bool:
+    """One saved loss or metric (not a per-output dict): a config dict, a torch loss or a custom marker."""
+    return isinstance(spec, dict) and ("class_name" in spec or is_custom(spec) or set(spec) == {"torch_loss", "config"})
+
+
+def map_spec(fn: Callable[[Any], Any], spec: Any) -> Any:
+    """Apply ``fn`` to every loss or metric of a compile spec (per-output dicts and lists kept)."""
+    if isinstance(spec, dict) and not is_leaf(spec):
+        return {k: map_spec(fn, v) for k, v in spec.items()}
     if isinstance(spec, (list, tuple)):
-        return [_map(fn, v) for v in spec]
+        return [map_spec(fn, v) for v in spec]
     return fn(spec)
-
-
-def _is_custom(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"custom"}
-
-
-def _custom_names(config: Any) -> set[str]:
-    if _is_custom(config):
-        return {config["custom"]}
-    if isinstance(config, dict):
-        return set().union(*(_custom_names(v) for v in config.values())) if config else set()
-    if isinstance(config, (list, tuple)):
-        return set().union(*(_custom_names(v) for v in config)) if config else set()
-    return set()
-
-
-def _is_plain(value: Any) -> bool:
-    """Data a weights-only file holds: None, bool, int, float, str and lists/tuples/dicts of them."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
-    return False
