@@ -77,15 +77,10 @@ def relative_difference(ours_w: list, keras_w: list, w0: list) -> float:
     return diff / travelled
 
 
-# Where torch's class places epsilon differently from Keras (api.md: torch's placement stands).
-# Their update rules are compared at epsilon=1e-30, where placement no longer matters, and
-# the difference at Keras' default epsilon is measured separately (test_builtin.py).
-EPSILON_PLACEMENT = {"rmsprop", "adam", "adamw", "adagrad", "adamax"}
-
-
 def rule_kwargs(name: str, kwargs: dict) -> dict:
-    """``kwargs`` with epsilon out of the way where only its placement differs from Keras."""
-    return {"epsilon": 1e-30, **kwargs} if name in EPSILON_PLACEMENT else dict(kwargs)
+    """``kwargs`` unchanged: every id keeps Keras' epsilon placement now, so no case needs epsilon
+    moved out of the way (it used to be set to 1e-30 where torch's placement stood)."""
+    return dict(kwargs)
 
 
 def difference_from_keras(

@@ -1,25 +1,186 @@
 # SPDX-License-Identifier: Apache-2.0
 """The optimizers torch ships, under Keras' names, arguments and defaults.
 
-Owns: one table per optimizer turning Keras' arguments into the torch class' keywords.
-Each class says where torch's rule differs from Keras' and what we do about it. Also
-takes the arguments of ``Optimizer`` (``weight_decay``, clipping, EMA, ``lr_scheduler``).
+Owns: one table per optimizer turning Keras' arguments into the torch class' keywords, and
+the subclasses of torch's RMSprop, Adagrad and Adamax whose ``step`` applies Keras' rule.
+Each spec says where torch's rule differs from Keras' and what we do about it. Also takes
+the arguments of ``Optimizer`` (``weight_decay``, clipping, EMA, ``lr_scheduler``).
 Not: the shared arguments and hooks (``optimizer.py``, ``step_hooks.py``).
 
-Where torch places epsilon differently from Keras (Adam, AdamW, Adamax, RMSprop, Adagrad),
-torch's placement stands (api.md); tests/optimizers/test_builtin.py states the measured
-difference for each.
+Keras' epsilon placement is kept everywhere (api.md). Adam and AdamW keep torch's classes
+and fused kernels: the step hook sets their ``eps`` during each step (``step_hooks.set_adam_epsilon``).
+RMSprop, Adagrad and Adamax place epsilon where no per-step ``eps`` can move it, so they build
+``TorchRMSprop``, ``TorchAdagrad`` and ``TorchAdamax``: subclasses of torch's classes (so
+``isinstance`` checks and ``state_dict`` layouts hold) whose ``step`` runs Keras' rule with
+``torch._foreach_*`` ops and no host sync. Nadam and Adadelta already match Keras.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from torchcompile.optimizers.optimizer import Optimizer
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam"]
+__all__ = [
+    "SGD",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "Adadelta",
+    "Adamax",
+    "Nadam",
+    "TorchRMSprop",
+    "TorchAdagrad",
+    "TorchAdamax",
+]
+
+
+# ---------------------------------------------------------------- Keras' rules on torch's classes
+def _closure(closure: Callable | None) -> Any:
+    return None if closure is None else torch.enable_grad()(closure)()
+
+
+def _prepare(optimizer: torch.optim.Optimizer, group: dict, init: dict[str, float]) -> tuple[list, list, list]:
+    """The group's parameters with a gradient, their gradients and their states, steps counted.
+
+    States are created as torch's class creates them (a float ``step`` tensor, on the CPU unless
+    ``capturable``, and ``init``'s buffers filled with their values). Gradients are negated under
+    ``maximize`` and get torch's L2 ``weight_decay`` (0 when built from a spec: Keras' decay is a hook).
+    """
+    params = [p for p in group["params"] if p.grad is not None]
+    if group.get("differentiable"):
+        raise RuntimeError(f"{type(optimizer).__name__} does not support differentiable=True.")
+    if any(p.grad.is_sparse for p in params):
+        raise RuntimeError(f"{type(optimizer).__name__} does not support sparse gradients.")
+    states = [optimizer.state[p] for p in params]
+    scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    for p, state in zip(params, states):
+        if not state:
+            device = p.device if group.get("capturable") else "cpu"
+            state["step"] = torch.zeros((), dtype=scalar_dtype, device=device)
+            state.update({k: torch.full_like(p, v, memory_format=torch.preserve_format) for k, v in init.items()})
+    if not params:
+        return params, [], states
+    torch._foreach_add_([s["step"] for s in states], 1)
+    grads = [p.grad for p in params]
+    if group.get("maximize"):
+        grads = torch._foreach_neg(grads)
+    if group.get("weight_decay"):
+        grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+    return params, grads, states
+
+
+def _descend(params: list, updates: list, lr: Any) -> None:
+    """``params -= lr * updates``; ``lr`` may be a tensor (no host sync)."""
+    if isinstance(lr, torch.Tensor):
+        torch._foreach_sub_(params, torch._foreach_mul(updates, lr))
+    else:
+        torch._foreach_add_(params, updates, alpha=-lr)
+
+
+class TorchRMSprop(torch.optim.RMSprop):
+    """``torch.optim.RMSprop`` with Keras' rule: epsilon inside the square root.
+
+    ``v = rho * v + (1 - rho) * g**2``; centered: ``a = rho * a + (1 - rho) * g`` and
+    ``d = sqrt(v - a**2 + eps)``, else ``d = sqrt(v + eps)``; then ``w -= lr * g / d``, or with
+    momentum ``b = momentum * b + g / d; w -= lr * b`` (torch's buffer, which the spec's step hook
+    rescales when the rate changes, so Keras' ``m = momentum * m + lr * g / d`` holds). State keys
+    and constructor are torch's (``alpha`` is Keras' ``rho``); ``foreach`` is ignored (always on).
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None) -> Any:
+        loss = _closure(closure)
+        for group in self.param_groups:
+            momentum, centered, rho, eps = group["momentum"], group["centered"], group["alpha"], group["eps"]
+            init = {"square_avg": 0.0, **({"momentum_buffer": 0.0} if momentum > 0 else {})}
+            params, grads, states = _prepare(self, group, {**init, **({"grad_avg": 0.0} if centered else {})})
+            if not params:
+                continue
+            square_avgs = [s["square_avg"] for s in states]
+            torch._foreach_mul_(square_avgs, rho)
+            torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - rho)
+            if centered:
+                grad_avgs = [s["grad_avg"] for s in states]
+                torch._foreach_lerp_(grad_avgs, grads, 1 - rho)
+                denominators = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
+                torch._foreach_add_(denominators, eps)
+            else:
+                denominators = torch._foreach_add(square_avgs, eps)
+            torch._foreach_sqrt_(denominators)
+            if momentum > 0:
+                buffers = [s["momentum_buffer"] for s in states]
+                torch._foreach_mul_(buffers, momentum)
+                torch._foreach_addcdiv_(buffers, grads, denominators)
+                _descend(params, buffers, group["lr"])
+            else:
+                _descend(params, torch._foreach_div(grads, denominators), group["lr"])
+        return loss
+
+
+class TorchAdagrad(torch.optim.Adagrad):
+    """``torch.optim.Adagrad`` with Keras' rule: ``acc += g**2; w -= lr * g / sqrt(acc + eps)``.
+
+    Keras' epsilon sits inside the square root (torch's: ``sqrt(acc) + eps``). torch's ``lr_decay``
+    is kept (``lr / (1 + (t - 1) * lr_decay)``; Keras has none); ``foreach`` and ``fused`` are ignored.
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None) -> Any:
+        loss = _closure(closure)
+        for group in self.param_groups:
+            params, grads, states = _prepare(self, group, {"sum": group["initial_accumulator_value"]})
+            if not params:
+                continue
+            sums = [s["sum"] for s in states]
+            torch._foreach_addcmul_(sums, grads, grads)
+            denominators = torch._foreach_add(sums, group["eps"])
+            torch._foreach_sqrt_(denominators)
+            updates = torch._foreach_div(grads, denominators)
+            if group["lr_decay"]:  # the step counts live on the CPU: reading them is no device sync
+                torch._foreach_mul_(updates, [1 / (1 + (float(s["step"]) - 1) * group["lr_decay"]) for s in states])
+            _descend(params, updates, group["lr"])
+        return loss
+
+
+class TorchAdamax(torch.optim.Adamax):
+    """``torch.optim.Adamax`` with Keras' rule: epsilon added after the infinity norm's maximum.
+
+    ``m = beta_1 * m + (1 - beta_1) * g; u = max(beta_2 * u, |g|); w -= lr * m / ((1 - beta_1**t) *
+    (u + eps))`` (torch keeps ``max(beta_2 * u, |g| + eps)`` as its state). State keys and constructor
+    are torch's; with ``capturable`` the bias correction is computed on the device.
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None) -> Any:
+        loss = _closure(closure)
+        for group in self.param_groups:
+            params, grads, states = _prepare(self, group, {"exp_avg": 0.0, "exp_inf": 0.0})
+            if not params:
+                continue
+            (beta_1, beta_2), lr = group["betas"], group["lr"]
+            exp_avgs, exp_infs = [s["exp_avg"] for s in states], [s["exp_inf"] for s in states]
+            torch._foreach_lerp_(exp_avgs, grads, 1 - beta_1)
+            torch._foreach_mul_(exp_infs, beta_2)
+            torch._foreach_maximum_(exp_infs, torch._foreach_abs(grads))
+            denominators = torch._foreach_add(exp_infs, group["eps"])
+            if group.get("capturable"):  # (beta_1**t - 1) / lr on the device, then w += m / (d * that)
+                corrections = torch._foreach_pow(beta_1, [s["step"] for s in states])
+                torch._foreach_sub_(corrections, 1)
+                torch._foreach_div_(corrections, lr)
+                torch._foreach_mul_(denominators, corrections)
+                torch._foreach_addcdiv_(params, exp_avgs, denominators)
+            else:  # the step counts live on the CPU: reading them is no device sync
+                lr = float(lr)
+                scales = [-lr / (1 - beta_1 ** float(s["step"])) for s in states]
+                torch._foreach_addcdiv_(params, exp_avgs, denominators, scales)
+        return loss
+
+
+# ---------------------------------------------------------------- the specs
 
 
 class SGD(Optimizer):
@@ -50,13 +211,13 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """RMSprop; ``torch.optim.RMSprop`` inside (Keras' ``rho`` is torch's ``alpha``).
+    """RMSprop; ``TorchRMSprop`` inside, a ``torch.optim.RMSprop`` (Keras' ``rho`` is torch's ``alpha``).
 
-    Keras divides by ``sqrt(v + epsilon)``, torch by ``sqrt(v) + epsilon``; torch's stands.
-    As for SGD, momentum keeps Keras' rate-folded rule under a changing rate.
+    Keras divides by ``sqrt(v + epsilon)``, torch by ``sqrt(v) + epsilon``: ``TorchRMSprop`` keeps
+    Keras' rule. As for SGD, momentum keeps Keras' rate-folded rule under a changing rate.
     """
 
-    torch_class = torch.optim.RMSprop
+    torch_class = TorchRMSprop
     _keras_args = ("rho", "momentum", "epsilon", "centered")
     _momentum_key = "momentum_buffer"
 
@@ -100,7 +261,10 @@ class Adam(AdamFamily):
     """Adam; ``torch.optim.Adam`` inside.
 
     Keras scales epsilon with the bias correction (``lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
-    * m / (sqrt(v) + epsilon)``); torch adds it after correcting ``v``. torch's placement stands.
+    * m / (sqrt(v) + epsilon)``); torch adds it after correcting ``v``. For the duration of each
+    step the step hook sets torch's ``eps`` to ``epsilon / sqrt(1 - beta_2**t)``, which is Keras' rule
+    on torch's (fused) kernels; each param group keeps Keras' value as ``keras_epsilon``, and ``eps``
+    shows it between steps.
     """
 
     torch_class = torch.optim.Adam
@@ -120,6 +284,9 @@ class Adam(AdamFamily):
 
     def _torch_kwargs(self) -> dict[str, Any]:
         return {**super()._torch_kwargs(), "amsgrad": self.amsgrad}
+
+    def _group_entries(self) -> dict[str, Any]:
+        return {"keras_epsilon": self.epsilon}
 
 
 class AdamW(Adam):
@@ -149,12 +316,12 @@ class AdamW(Adam):
 
 
 class Adagrad(Optimizer):
-    """Adagrad; ``torch.optim.Adagrad`` inside, with Keras' ``initial_accumulator_value`` 0.1.
+    """Adagrad; ``TorchAdagrad`` inside, a ``torch.optim.Adagrad``, with Keras' ``initial_accumulator_value`` 0.1.
 
-    Keras divides by ``sqrt(acc + epsilon)``, torch by ``sqrt(acc) + epsilon``; torch's stands.
+    Keras divides by ``sqrt(acc + epsilon)``, torch by ``sqrt(acc) + epsilon``: ``TorchAdagrad`` keeps Keras'.
     """
 
-    torch_class = torch.optim.Adagrad
+    torch_class = TorchAdagrad
     _keras_args = ("initial_accumulator_value", "epsilon")
 
     def __init__(
@@ -182,13 +349,13 @@ class Adadelta(Optimizer):
 
 
 class Adamax(AdamFamily):
-    """Adamax; ``torch.optim.Adamax`` inside.
+    """Adamax; ``TorchAdamax`` inside, a ``torch.optim.Adamax``.
 
-    Keras divides by ``max(beta_2 * u, |g|) + epsilon``, torch by ``max(beta_2 * u, |g| + epsilon)``;
-    torch's stands.
+    Keras divides by ``max(beta_2 * u, |g|) + epsilon``, torch by ``max(beta_2 * u, |g| + epsilon)``:
+    ``TorchAdamax`` keeps Keras' rule.
     """
 
-    torch_class = torch.optim.Adamax
+    torch_class = TorchAdamax
 
 
 class Nadam(AdamFamily):

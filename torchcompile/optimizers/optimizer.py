@@ -29,7 +29,8 @@ class Optimizer:
     """Keras' arguments for one optimizer; ``build(params)`` returns the torch optimizer.
 
     Subclasses set ``torch_class``, list their own arguments in ``_keras_args`` and turn them
-    into the torch class' keywords in ``_torch_kwargs``.
+    into the torch class' keywords in ``_torch_kwargs``; ``_group_entries`` adds values to each
+    param group that the step hooks read (they round-trip through ``state_dict``).
 
     Args:
         learning_rate: a float, or a schedule from ``tc.optimizers.schedules`` (any callable
@@ -88,6 +89,10 @@ class Optimizer:
         """The torch class' keyword arguments for this spec's own Keras arguments."""
         raise NotImplementedError(f"{type(self).__name__} must define `_torch_kwargs()`.")
 
+    def _group_entries(self) -> dict[str, Any]:
+        """Extra entries for every param group of the built optimizer (none by default)."""
+        return {}
+
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """The torch optimizer over ``params``, with Keras' clipping, decay and schedule attached.
 
@@ -106,6 +111,8 @@ class Optimizer:
         schedule = None if _is_constant(self.learning_rate) else self.learning_rate
         lr = float(schedule(0)) if schedule is not None else float(self.learning_rate)
         optimizer = self.torch_class(params, lr=lr, **self._torch_kwargs(), **_implementation(self, params))
+        for group in optimizer.param_groups:
+            group.update(self._group_entries())
         KerasStepHooks(
             optimizer,
             schedule=schedule,

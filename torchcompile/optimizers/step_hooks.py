@@ -3,7 +3,8 @@
 
 Owns, in Keras' order: gradient clipping (``clipnorm`` per variable, ``global_clipnorm``,
 ``clipvalue``), decoupled weight decay (``w -= w * weight_decay * lr``), the learning-rate
-schedule (``param_groups[i]["lr"]`` always holds the rate of the *next* step), a torch
+schedule (``param_groups[i]["lr"]`` always holds the rate of the *next* step), Keras' epsilon
+on torch's Adam kernels (``set_adam_epsilon``, for the duration of each step), a torch
 ``lr_scheduler`` stepped after every optimizer step, the weights' moving average (EMA), and
 learning-rate access for callbacks (``get_learning_rate``/``set_learning_rate``).
 Not: the update rules (torch's classes, or ``extra.py``).
@@ -11,17 +12,27 @@ Not: the update rules (torch's classes, or ``extra.py``).
 Everything here runs on the device through ``torch._foreach_*`` ops, with no host sync;
 schedules are host arithmetic on a Python step counter. Two values live in each param group
 so that ``state_dict`` round-trips them: ``iterations`` (Keras' ``optimizer.iterations``) and,
-for momentum optimizers, ``momentum_lr`` (see ``_rescale_momentum``).
+for momentum optimizers, ``momentum_lr`` (see ``_rescale_momentum``). A group holding
+``keras_epsilon`` (Adam, AdamW) gets its torch ``eps`` from it during every step; between steps
+``eps`` shows Keras' value again.
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any, Callable
 
 import torch
 
-__all__ = ["KerasStepHooks", "hooks_of", "finalize_variable_values", "get_learning_rate", "set_learning_rate"]
+__all__ = [
+    "KerasStepHooks",
+    "hooks_of",
+    "set_adam_epsilon",
+    "finalize_variable_values",
+    "get_learning_rate",
+    "set_learning_rate",
+]
 
 _ATTACHED: weakref.WeakKeyDictionary[torch.optim.Optimizer, KerasStepHooks] = weakref.WeakKeyDictionary()
 
@@ -83,7 +94,10 @@ class KerasStepHooks:
         return self.schedule is not None or self.lr_scheduler is not None
 
     def pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        """Before the update: clip gradients, decay weights, rescale momentum (Keras' order)."""
+        """Before the update: Adam's epsilon, then clip gradients, decay weights, rescale momentum (Keras' order)."""
+        for group in optimizer.param_groups:
+            if "keras_epsilon" in group:  # host arithmetic on the Python step count: no sync
+                set_adam_epsilon(group)
         if not (
             self.clipnorm
             or self.global_clipnorm
@@ -113,6 +127,8 @@ class KerasStepHooks:
             group["iterations"] = group.get("iterations", 0) + 1
             if self.schedule is not None:
                 group["lr"] = float(self.schedule(group["iterations"]))
+            if "keras_epsilon" in group:
+                group["eps"] = group["keras_epsilon"]  # between steps, eps shows Keras' value
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
         if self.ema_momentum is not None:
@@ -176,6 +192,26 @@ class KerasStepHooks:
         if saved is not None and self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(saved)
         return state_dict
+
+
+def set_adam_epsilon(group: dict) -> None:
+    """Set torch's ``eps`` so that torch's Adam/AdamW kernels apply Keras' epsilon (the group's
+    ``keras_epsilon``) on the group's next step. The post-step hook puts ``keras_epsilon`` back.
+
+    Keras divides by ``sqrt(v) + epsilon`` before correcting the bias (``lr * sqrt(1 - beta_2**t) /
+    (1 - beta_1**t) * m / (sqrt(v) + epsilon)``); torch corrects first (``lr / (1 - beta_1**t) * m /
+    (sqrt(v) / sqrt(1 - beta_2**t) + eps)``). The two agree when ``eps = epsilon / sqrt(1 - beta_2**t)``,
+    with ``t = iterations + 1``, Keras' step count, computed here on the host, so torch's fused kernels
+    stay in use. While a CUDA graph is being captured, the graph would keep whatever ``eps`` it sees
+    for every replay, so it gets Keras' ``epsilon`` itself, the value the rule tends to as ``t`` grows
+    (torch's placement, within ``epsilon * (1 / sqrt(1 - beta_2**t) - 1)`` of Keras').
+    """
+    epsilon = group["keras_epsilon"]
+    if group.get("capturable") and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+        group["eps"] = epsilon
+        return
+    beta_2 = float(group["betas"][1])
+    group["eps"] = epsilon / math.sqrt(1.0 - beta_2 ** (group.get("iterations", 0) + 1))
 
 
 @torch.no_grad()
