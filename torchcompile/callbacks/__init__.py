@@ -14,6 +14,7 @@ from torchcompile.callbacks.monitor import MonitorCallback
 from torchcompile.callbacks.progbar_logger import ProgbarLogger
 from torchcompile.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from torchcompile.callbacks.swap_ema_weights import SwapEMAWeights
+from torchcompile.callbacks.tensorboard import TensorBoard
 from torchcompile.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "MonitorCallback",
     "ReduceLROnPlateau",
     "TerminateOnNaN",
+    "TensorBoard",
     "SwapEMAWeights",
 ]
