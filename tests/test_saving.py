@@ -247,3 +247,16 @@ def test_load_optimizer_state_of_the_same_class_loads():
     adam = torch.optim.Adam([nn.Parameter(torch.ones(2))])
     saving.load_optimizer_state(adam, state, adam_class, "'backup.pt'")
     assert adam.state_dict()["state"][0]["step"] == 1
+
+
+@pytest.mark.parametrize("content", [b"\x80", b"hello world\n"], ids=["1 byte", "text"])
+def test_backup_and_restore_falls_back_to_the_previous_backup_on_a_short_or_foreign_file(tmp_path, content):
+    x, y = data()
+
+    def backup():
+        return tc.callbacks.BackupAndRestore(tmp_path / "b", double_checkpoint=True, delete_checkpoint=False)
+
+    model_of().fit(x, y, epochs=2, verbose=0, callbacks=[backup()])  # latest: after epoch 2; previous: epoch 1
+    (tmp_path / "b" / "latest.pt").write_bytes(content)  # read_file's ValueError is the fallback's signal
+    history = model_of().fit(x, y, epochs=3, verbose=0, callbacks=[backup()])
+    assert history.epoch == [1, 2]

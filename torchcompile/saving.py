@@ -482,14 +482,14 @@ def _torch_loss_entry(value: Any) -> dict | None:
     return {"torch_loss": cls.__name__, "config": config}
 
 
-def is_leaf(spec: Any) -> bool:
+def _is_leaf(spec: Any) -> bool:
     """One saved loss or metric (not a per-output dict): a config dict, a torch loss or a custom marker."""
     return isinstance(spec, dict) and ("class_name" in spec or is_custom(spec) or set(spec) == {"torch_loss", "config"})
 
 
 def map_spec(fn: Callable[[Any], Any], spec: Any) -> Any:
     """Apply ``fn`` to every loss or metric of a compile spec (per-output dicts and lists kept)."""
-    if isinstance(spec, dict) and not is_leaf(spec):
+    if isinstance(spec, dict) and not _is_leaf(spec):
         return {k: map_spec(fn, v) for k, v in spec.items()}
     if isinstance(spec, (list, tuple)):
         return [map_spec(fn, v) for v in spec]
