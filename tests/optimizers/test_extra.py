@@ -70,7 +70,7 @@ KERAS_DEFAULTS = {
     "lamb": (extra.TorchLamb, {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-7}),
     "adafactor": (
         extra.TorchAdafactor,
-        {"lr": 0.001, "beta_2_decay": -0.8, "eps": (1e-30, 1e-3), "clip_threshold": 1.0},
+        {"lr": 0.001, "beta2_decay": -0.8, "eps": (1e-30, 1e-3), "d": 1.0, "weight_decay": 0.0},
     ),
 }
 
@@ -81,6 +81,42 @@ def test_extra_id_builds_torch_optimizer_with_keras_defaults(name):
     optimizer = optimizers.build(name, [torch.nn.Parameter(torch.zeros(2, 2))])
     assert type(optimizer) is torch_class and isinstance(optimizer, torch.optim.Optimizer)
     assert {k: optimizer.param_groups[0][k] for k in expected} == expected
+
+
+def test_adafactor_id_builds_a_torch_adafactor():
+    optimizer = optimizers.build("adafactor", [torch.nn.Parameter(torch.zeros(2, 2))])
+    assert isinstance(optimizer, torch.optim.Adafactor)
+
+
+def test_adafactor_loads_a_torch_adafactor_state_dict():
+    params = [torch.nn.Parameter(torch.ones(3, 4)), torch.nn.Parameter(torch.ones(4))]
+    theirs = torch.optim.Adafactor(params, lr=0.01)
+    for p in params:
+        p.grad = torch.full_like(p, 0.5)
+    theirs.step()
+    ours = optimizers.Adafactor(learning_rate=0.01).build(params)
+    ours.load_state_dict(theirs.state_dict())
+    before = [p.detach().clone() for p in params]
+    ours.step()
+    assert all(ours.state[p]["step"].item() == 2.0 for p in params)
+    assert all(not torch.equal(p, b) for p, b in zip(params, before))
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (4,)])
+def test_adafactor_maximize_and_weight_decay_as_torch_options(shape):
+    params = [
+        torch.nn.Parameter(torch.linspace(-1, 1, 12)[: torch.Size(shape).numel()].reshape(shape)) for _ in range(2)
+    ]
+    plain, options = (
+        extra.TorchAdafactor([params[0]], lr=0.1),
+        extra.TorchAdafactor([params[1]], lr=0.1, maximize=True, weight_decay=0.5),
+    )
+    params[0].grad, params[1].grad = torch.full(shape, 0.5), torch.full(shape, -0.5)
+    with torch.no_grad():
+        params[0].mul_(1 - 0.1 * 0.5)
+    plain.step()
+    options.step()
+    torch.testing.assert_close(params[0], params[1])
 
 
 @pytest.mark.keras

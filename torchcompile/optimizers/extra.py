@@ -3,8 +3,9 @@
 
 Owns: for each, a ``torch.optim.Optimizer`` subclass with Keras 3's update rule (state in
 ``self.state``, so ``state_dict``/``load_state_dict`` work as for any torch optimizer), and
-a spec with Keras' arguments and defaults. Lion and Lamb update with ``torch._foreach_*``
-ops; Ftrl and Adafactor, whose state differs in shape per parameter, loop.
+a spec with Keras' arguments and defaults. Adafactor's is a subclass of
+``torch.optim.Adafactor`` (its rule is Keras', its state layout torch's). Lion and Lamb update
+with ``torch._foreach_*`` ops; Ftrl and Adafactor, whose state differs in shape per parameter, loop.
 Not: weight decay and clipping, applied by the spec's step hooks as for every optimizer.
 
 Bias corrections count steps per parameter (``state["step"]``, a Python int), as torch's
@@ -21,6 +22,11 @@ from torchcompile.optimizers.builtin import AdamFamily
 from torchcompile.optimizers.optimizer import Optimizer
 
 __all__ = ["Lion", "Ftrl", "Lamb", "Adafactor", "TorchLion", "TorchFtrl", "TorchLamb", "TorchAdafactor"]
+
+
+def _scalar_dtype() -> torch.dtype:
+    """The dtype torch's optimizers give their step counters."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
 def _with_grads(group: dict) -> list[torch.Tensor]:
@@ -144,51 +150,80 @@ class TorchLamb(torch.optim.Optimizer):
         return loss
 
 
-class TorchAdafactor(torch.optim.Optimizer):
-    """Keras' Adafactor: second moments factored over the last two axes of tensors with ndim >= 2."""
+class TorchAdafactor(torch.optim.Adafactor):
+    """``torch.optim.Adafactor`` with Keras' rule, and Keras' defaults (lr 0.001, ``eps=(1e-30, 1e-3)``).
+
+    Second moments are factored over the last two axes of tensors with ndim >= 2, as torch's;
+    where torch clamps the variance estimate by ``eps[0]**2``, Keras adds ``eps[0]`` to ``g**2``
+    before averaging, and that is the rule here. ``d`` is Keras' ``clip_threshold``; torch's
+    decoupled ``weight_decay`` is applied before the update (0 when built from a spec: Keras'
+    decay is a step hook). State keys are torch's (``step``, ``row_var``, ``col_var``,
+    ``variance``), so a torch Adafactor's ``state_dict`` loads. Unlike torch's class, no step
+    reads a device tensor on the host; ``foreach`` is ignored (a loop, as torch's default).
+    """
 
     def __init__(
         self,
         params: Any,
         lr: float = 0.001,
-        beta_2_decay: float = -0.8,
-        eps: tuple[float, float] = (1e-30, 1e-3),
-        clip_threshold: float = 1.0,
+        beta2_decay: float = -0.8,
+        eps: tuple[float | None, float] = (1e-30, 1e-3),
+        d: float = 1.0,
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
     ):
-        super().__init__(params, {"lr": lr, "beta_2_decay": beta_2_decay, "eps": eps, "clip_threshold": clip_threshold})
+        if not d > 0:
+            raise ValueError(f"Clipping threshold d (Keras' clip_threshold) must be positive. Received: d={d}")
+        # Keras accepts any positive clip_threshold; torch's constructor refuses d < 1.
+        super().__init__(params, lr, beta2_decay, eps, max(d, 1.0), weight_decay, foreach=foreach, maximize=maximize)
+        if d < 1:
+            self.defaults["d"] = d
+            for group in self.param_groups:
+                group["d"] = d
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
         loss = None if closure is None else torch.enable_grad()(closure)()
         for group in self.param_groups:
             for p in _with_grads(group):
+                if p.grad.is_sparse:
+                    raise RuntimeError("TorchAdafactor does not support sparse gradients.")
                 state = self.state[p]
-                if "step" not in state:
-                    state["step"] = 0
-                    shapes = [p.shape[:-1], p.shape[:-2] + p.shape[-1:]] if p.dim() >= 2 else [p.shape]
-                    for key, shape in zip(("r", "c") if p.dim() >= 2 else ("v",), shapes):
-                        state[key] = p.new_zeros(shape)
+                if not state:
+                    state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())  # on the CPU, as torch's
+                    if p.dim() > 1:
+                        state["row_var"] = p.new_zeros(p.shape[:-1] + (1,))
+                        state["col_var"] = p.new_zeros(p.shape[:-2] + (1,) + p.shape[-1:])
+                    else:
+                        state["variance"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                self._update(p, p.grad, state, group)
+                grad = -p.grad if group["maximize"] else p.grad
+                self._update(p, grad, state, group)
         return loss
 
     @staticmethod
     def _update(w: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
-        t, (eps_1, eps_2) = state["step"], group["eps"]
+        t = float(state["step"])  # a CPU tensor, as torch keeps it: no device sync
+        lr, decay = float(group["lr"]), group["beta2_decay"]
+        eps_1, eps_2 = group["eps"]
+        eps_1 = torch.finfo(w.dtype).eps if eps_1 is None else eps_1  # torch's default
+        if group["weight_decay"]:
+            w.mul_(1 - lr * group["weight_decay"])
         # Keras caps the rate at 1/sqrt(t) (with or without relative_step, whose cap is the same).
-        rho = min(group["lr"], t**-0.5)
-        alpha = torch.clamp_min(w.square().mean().sqrt(), eps_2) * rho
+        alpha = torch.clamp_min(w.square().mean().sqrt(), eps_2) * min(lr, t**-0.5)
         g2 = g * g + eps_1
-        beta = 1 - t ** group["beta_2_decay"]
-        if w.dim() >= 2:
-            r, c = state["r"], state["c"]
-            r.lerp_(g2.mean(dim=-1), 1 - beta)
-            c.lerp_(g2.mean(dim=-2), 1 - beta)
-            v = (r / r.mean(dim=-1, keepdim=True)).unsqueeze(-1) * c.unsqueeze(-2)
+        weight = t**decay  # Keras' 1 - beta_2_t
+        if w.dim() > 1:
+            row, col = state["row_var"], state["col_var"]
+            row.lerp_(g2.mean(dim=-1, keepdim=True), weight)
+            col.lerp_(g2.mean(dim=-2, keepdim=True), weight)
+            v = row / row.mean(dim=-2, keepdim=True) * col
         else:
-            v = state["v"].lerp_(g2, 1 - beta)
+            v = state["variance"].lerp_(g2, weight)
         u = g / v.sqrt()
-        u = u / torch.clamp_min(u.square().mean().sqrt() / group["clip_threshold"], 1.0)
+        u = u / torch.clamp_min(u.square().mean().sqrt() / group["d"], 1.0)
         w.sub_(alpha * u)
 
 
@@ -273,7 +308,7 @@ class Lamb(AdamFamily):
 
 
 class Adafactor(Optimizer):
-    """Adafactor with Keras' arguments and defaults; ``TorchAdafactor`` inside.
+    """Adafactor with Keras' arguments and defaults; ``TorchAdafactor`` inside, a ``torch.optim.Adafactor``.
 
     ``relative_step`` is kept for Keras configs: Keras' rule caps the rate at ``1/sqrt(t)``
     whether or not it is set, and so does ``TorchAdafactor``.
@@ -297,8 +332,4 @@ class Adafactor(Optimizer):
         self.clip_threshold, self.relative_step = clip_threshold, relative_step
 
     def _torch_kwargs(self) -> dict[str, Any]:
-        return {
-            "beta_2_decay": self.beta_2_decay,
-            "eps": (self.epsilon_1, self.epsilon_2),
-            "clip_threshold": self.clip_threshold,
-        }
+        return {"beta2_decay": self.beta_2_decay, "eps": (self.epsilon_1, self.epsilon_2), "d": self.clip_threshold}
