@@ -7,13 +7,15 @@ so a process killed at any moment leaves the previous good file); reading with
 ``torch.load(weights_only=True)`` (a crafted pickle never runs code) and the ``ValueError`` naming
 the file that any missing, short, foreign or corrupt file gives; format-version checks; all-or-
 nothing weight loading (everything is checked before anything is copied); Keras'
-``get_weights``/``set_weights``; checking a saved optimizer state against the optimizer it is loaded
-into; and writing a whole model (``save_model``): weights, optimizer state and the compile
-configuration as plain data (torch loss modules from an allow-list included). Models are duck-typed
-through public attributes (``module``, ``optimizer``, ``compiled``, ``get_compile_config()``); this
-module imports no ``Model``. Not: reading a whole model back into a ``Model`` (loading.py), the
-optimizer's configuration as data (optimizers/serialization.py), when files are written
-(callbacks/), the architecture (it lives in the user's code and is never pickled).
+``get_weights``/``set_weights``; and writing a whole model (``save_model``): weights, optimizer
+state and the compile configuration as plain data (torch loss modules from an allow-list
+included). Models are duck-typed through public attributes (``module``, ``optimizer``,
+``compiled``, ``get_compile_config()``); this module imports no ``Model``. Re-exports the check of
+a saved optimizer state against an optimizer (``check_optimizer_state``, ``load_optimizer_state``,
+``optimizer_class_name``; optimizers/serialization.py owns them) for the callbacks.
+Not: reading a whole model back into a ``Model`` (loading.py), the optimizer's configuration as
+data (optimizers/serialization.py), when files are written (callbacks/), the architecture (it
+lives in the user's code and is never pickled).
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from torch import nn
 from torchcompile import losses as losses_module
 from torchcompile import metrics as metrics_module
 from torchcompile.optimizers import serialization
-from torchcompile.optimizers.serialization import is_custom, is_plain
+from torchcompile.optimizers.serialization import (  # re-exported: BackupAndRestore checks its optimizer state here
+    check_optimizer_state,
+    is_custom,
+    is_plain,
+    load_optimizer_state,
+    optimizer_class_name,
+)
 
 __all__ = [
     "atomic_write",
@@ -316,53 +324,6 @@ def _check_overwrite(path: str | os.PathLike, overwrite: bool) -> None:
             f"{os.fspath(path)!r} exists and overwrite=False; pass overwrite=True or "
             f"another path. Received: filepath={os.fspath(path)!r}, overwrite=False"
         )
-
-
-# ---------------------------------------------------------------- optimizer state
-def optimizer_class_name(optimizer: torch.optim.Optimizer) -> str:
-    """What a file records as the optimizer's class (``module.QualName``)."""
-    return serialization.class_name(type(optimizer))
-
-
-def check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_class: str | None, source: str) -> None:
-    """Raise a ValueError if ``state`` (saved from a ``saved_class``) cannot load into ``optimizer``; change nothing.
-
-    Classes are compared by name (torch moves its classes between modules); with no recorded
-    class (older files), hyperparameter names that differ both ways reveal another class.
-    """
-    own_class = optimizer_class_name(optimizer)
-    if saved_class is not None and saved_class.rpartition(".")[2] != type(optimizer).__qualname__.rpartition(".")[2]:
-        raise ValueError(
-            f"The optimizer state in {source} was saved from a {saved_class}, but the model's optimizer is a "
-            f"{own_class}; one cannot resume the other's state. Compile with the optimizer it was saved with, "
-            f"or start from the weights alone (load_weights). Received: saved={saved_class}, model={own_class}"
-        )
-    groups = state.get("param_groups") if isinstance(state, dict) else None
-    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-        raise ValueError(
-            f"{source} does not hold an optimizer state_dict (with 'state' and 'param_groups'); save it "
-            f"with optimizer.state_dict(). Received: {type(state).__name__}"
-        )
-    sizes, own_sizes = [len(g.get("params", ())) for g in groups], [len(g["params"]) for g in optimizer.param_groups]
-    if sizes != own_sizes:
-        raise ValueError(
-            f"The optimizer state in {source} has parameter groups of sizes {sizes}, but the model's {own_class} "
-            f"has {own_sizes}: it was saved for other parameters. Received: saved={sizes}, model={own_sizes}"
-        )
-    saved_keys = set().union(*groups) - {"params"} if groups else set()
-    own_keys = set().union(*optimizer.param_groups) - {"params"}
-    if saved_class is None and saved_keys - own_keys and own_keys - saved_keys:
-        raise ValueError(
-            f"The optimizer state in {source} was saved from another optimizer class than the model's {own_class}: "
-            f"it has hyperparameters {sorted(saved_keys - own_keys)} and lacks {sorted(own_keys - saved_keys)}. "
-            f"Compile with the optimizer it was saved with. Received: saved keys {sorted(saved_keys)}"
-        )
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_class: str | None, source: str) -> None:
-    """``optimizer.load_state_dict(state)`` after ``check_optimizer_state``."""
-    check_optimizer_state(optimizer, state, saved_class, source)
-    optimizer.load_state_dict(state)
 
 
 # ---------------------------------------------------------------- whole models

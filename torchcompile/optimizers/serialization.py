@@ -5,9 +5,10 @@ Owns: ``optimizer_config`` (the torch class by qualified name, its ``defaults``,
 hooks' arguments and a serializable learning-rate schedule), ``build_optimizer`` (the inverse,
 over new parameters), the allow-list of modules whose optimizer classes may be imported by name
 (anything else comes from ``custom_objects``), ``class_name`` (how files name an optimizer class),
+whether a saved optimizer state fits an optimizer (``check_optimizer_state``: same class, same groups),
 and the plain-data rules a weights-only file obeys (``is_plain``, the ``{"custom": name}`` marker
-for Python objects stored by name). Not: the optimizer's state (its own ``state_dict``), reading or
-writing files (saving.py).
+for Python objects stored by name). Not: what the optimizer's state holds (its own ``state_dict``),
+reading or writing files (saving.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ __all__ = [
     "build_optimizer",
     "optimizer_class",
     "class_name",
+    "optimizer_class_name",
+    "check_optimizer_state",
+    "load_optimizer_state",
     "is_plain",
     "is_custom",
     "custom_names",
@@ -138,6 +142,53 @@ def _serializable_schedule(schedule: Any) -> bool:
         return is_plain(schedules.serialize(schedule))
     except (TypeError, ValueError, NotImplementedError):
         return False
+
+
+# ---------------------------------------------------------------- optimizer state
+def optimizer_class_name(optimizer: torch.optim.Optimizer) -> str:
+    """What a file records as the optimizer's class (``module.QualName``)."""
+    return class_name(type(optimizer))
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_class: str | None, source: str) -> None:
+    """Raise a ValueError if ``state`` (saved from a ``saved_class``) cannot load into ``optimizer``; change nothing.
+
+    Classes are compared by name (torch moves its classes between modules); with no recorded
+    class (older files), hyperparameter names that differ both ways reveal another class.
+    """
+    own_class = optimizer_class_name(optimizer)
+    if saved_class is not None and saved_class.rpartition(".")[2] != type(optimizer).__qualname__.rpartition(".")[2]:
+        raise ValueError(
+            f"The optimizer state in {source} was saved from a {saved_class}, but the model's optimizer is a "
+            f"{own_class}; one cannot resume the other's state. Compile with the optimizer it was saved with, "
+            f"or start from the weights alone (load_weights). Received: saved={saved_class}, model={own_class}"
+        )
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError(
+            f"{source} does not hold an optimizer state_dict (with 'state' and 'param_groups'); save it "
+            f"with optimizer.state_dict(). Received: {type(state).__name__}"
+        )
+    sizes, own_sizes = [len(g.get("params", ())) for g in groups], [len(g["params"]) for g in optimizer.param_groups]
+    if sizes != own_sizes:
+        raise ValueError(
+            f"The optimizer state in {source} has parameter groups of sizes {sizes}, but the model's {own_class} "
+            f"has {own_sizes}: it was saved for other parameters. Received: saved={sizes}, model={own_sizes}"
+        )
+    saved_keys = set().union(*groups) - {"params"} if groups else set()
+    own_keys = set().union(*optimizer.param_groups) - {"params"}
+    if saved_class is None and saved_keys - own_keys and own_keys - saved_keys:
+        raise ValueError(
+            f"The optimizer state in {source} was saved from another optimizer class than the model's {own_class}: "
+            f"it has hyperparameters {sorted(saved_keys - own_keys)} and lacks {sorted(own_keys - saved_keys)}. "
+            f"Compile with the optimizer it was saved with. Received: saved keys {sorted(saved_keys)}"
+        )
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_class: str | None, source: str) -> None:
+    """``optimizer.load_state_dict(state)`` after ``check_optimizer_state``."""
+    check_optimizer_state(optimizer, state, saved_class, source)
+    optimizer.load_state_dict(state)
 
 
 # ---------------------------------------------------------------- plain data
