@@ -144,11 +144,11 @@ def test_to_tensors_converts_dict_values_and_keeps_keys():
     [
         (np.zeros(3, dtype=np.int64), torch.int64),
         (torch.zeros(3, dtype=torch.float64), torch.float32),
-        (np.zeros(3, dtype=np.float16), torch.float16),
+        (np.zeros(3, dtype=np.float16), torch.float32),  # Keras casts every non-floatx float too
         (np.zeros(3, dtype=bool), torch.bool),
     ],
 )
-def test_to_tensors_keeps_dtypes_except_float64(array, dtype):
+def test_to_tensors_casts_floats_to_float32_and_keeps_other_dtypes(array, dtype):
     assert da.to_tensors(array).dtype == dtype
 
 
@@ -160,7 +160,7 @@ def test_to_tensors_copies_non_contiguous_and_read_only_arrays():
 
 def test_to_tensors_does_not_copy_tensors():
     tensor = torch.zeros(4, 3)
-    assert da.to_tensors(tensor) is tensor
+    assert da.to_tensors(tensor).data_ptr() == tensor.data_ptr()
 
 
 def test_to_tensors_refuses_ragged_lists():
@@ -262,10 +262,10 @@ def test_adapter_refuses_a_bad_batch_size(batch_size):
         da.get_data_adapter(np.zeros((4, 1)), batch_size=batch_size)
 
 
-def test_array_adapter_yields_views_in_order_without_shuffle():
+def test_array_adapter_yields_copies_in_order_without_shuffle():
     x = torch.arange(8.0).reshape(8, 1)
     first = next(iter(da.get_data_adapter(x, batch_size=4, device=CPU)))[0]
-    assert first.data_ptr() == x.data_ptr() and first.flatten().tolist() == [0, 1, 2, 3]
+    assert first.data_ptr() != x.data_ptr() and first.flatten().tolist() == [0, 1, 2, 3]
 
 
 def test_array_adapter_host_fallback_gathers_the_same_batches(monkeypatch):
@@ -397,3 +397,129 @@ def test_array_adapter_host_fallback_slices_in_order_without_shuffle(monkeypatch
 def test_adapter_makes_sample_weights_float(weights):
     adapter = da.get_data_adapter(np.zeros((4, 1)), np.zeros(4), weights, device=CPU)
     assert next(iter(adapter))[2].dtype == torch.float32
+
+
+# ------------------------------------------------------------------ the caller's data is never written through
+def _batches(x, **kwargs):
+    return [batch[0] for batch in da.get_data_adapter(x, batch_size=4, device=CPU, **kwargs)]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_array_adapter_batches_are_new_memory(kind, shuffle):
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    source = x if kind == "numpy" else torch.from_numpy(x)
+    for batch in _batches(source, shuffle=shuffle):
+        batch.zero_()
+    assert x.sum() == 66
+
+
+def test_array_adapter_host_fallback_batches_are_new_memory(monkeypatch):
+    monkeypatch.setattr(da, "_fits_on_device", lambda data, device: False)
+    x = torch.arange(12.0).reshape(6, 2)
+    for batch in _batches(x):
+        batch.zero_()
+    assert x.sum() == 66
+
+
+def test_array_adapter_batches_are_detached_from_the_callers_graph():
+    x = torch.arange(12.0).reshape(6, 2).requires_grad_()
+    batch = _batches(x, shuffle=True)[0]
+    assert not batch.requires_grad and batch.grad_fn is None
+
+
+def test_generator_batches_are_new_memory():
+    x = np.ones((4, 2), dtype=np.float32)
+    t = torch.ones(4, 2)
+    for bx, by, _ in da.get_data_adapter(iter([(x, t)]), device=CPU):
+        bx.zero_(), by.zero_()
+    assert x.sum() == 8 and t.sum() == 8
+
+
+def test_dict_batch_with_labels_key_splits_into_inputs_and_labels():
+    x = {"input_ids": np.arange(8).reshape(4, 2), "labels": np.arange(4)}
+    bx, by, _ = next(iter(da.get_data_adapter(x, batch_size=4, device=CPU)))
+    assert list(bx) == ["input_ids"] and by.tolist() == [0, 1, 2, 3]
+
+
+def test_dict_batch_with_label_key_from_a_dataloader_splits_too():
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return {"features": torch.full((2,), float(i)), "label": i}
+
+    bx, by, _ = next(iter(da.get_data_adapter(DataLoader(Rows(), batch_size=4), device=CPU)))
+    assert list(bx) == ["features"] and by.tolist() == [0, 1, 2, 3]
+
+
+def test_dict_x_with_labels_key_keeps_it_when_y_is_given():
+    x = {"a": np.zeros((2, 1)), "labels": np.zeros((2, 1))}
+    bx, by, _ = next(iter(da.get_data_adapter(x, np.ones(2), batch_size=2, device=CPU)))
+    assert list(bx) == ["a", "labels"] and by.tolist() == [1.0, 1.0]
+
+
+# ------------------------------------------------------------------ float inputs follow the module's dtype
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float32])
+def test_float_inputs_follow_float_dtype(dtype):
+    adapter = da.get_data_adapter(np.zeros((4, 2)), np.zeros(4, dtype=np.float32), batch_size=4, float_dtype=dtype)
+    x, y, _ = next(iter(adapter))
+    assert x.dtype == dtype and y.dtype == dtype
+
+
+def test_float_dtype_keeps_integer_inputs():
+    x, y, _ = next(iter(da.get_data_adapter(np.zeros((4, 2)), np.arange(4), float_dtype=torch.float64)))
+    assert x.dtype == torch.float64 and y.dtype == torch.int64
+
+
+def test_float_dtype_reaches_dataloader_batches():
+    loader = DataLoader(TensorDataset(torch.zeros(4, 2), torch.zeros(4)), batch_size=2)
+    x, y, _ = next(iter(da.get_data_adapter(loader, float_dtype=torch.float64)))
+    assert x.dtype == y.dtype == torch.float64
+
+
+def test_float64_arrays_are_not_copied_for_a_float64_module():
+    x = np.zeros((4, 2))
+    assert da.to_tensors(x, torch.float64).data_ptr() == x.ctypes.data
+
+
+def test_integer_sample_weights_follow_a_float64_module():
+    adapter = da.get_data_adapter(np.zeros((4, 2)), np.zeros(4), np.ones(4, dtype=int), float_dtype=torch.float64)
+    assert next(iter(adapter))[2].dtype == torch.float64
+
+
+def test_float_dtype_must_be_a_floating_torch_dtype():
+    with pytest.raises(ValueError, match="`float_dtype` must be a floating torch.dtype"):
+        da.get_data_adapter(np.zeros((4, 2)), float_dtype=torch.int64)
+
+
+# ------------------------------------------------------------------ a DataLoader and fit's batch_size
+def test_dataloader_accepts_its_own_batch_size():
+    loader = DataLoader(TensorDataset(torch.zeros(8, 2), torch.zeros(8)), batch_size=4)
+    assert da.get_data_adapter(loader, batch_size=4, device=CPU).num_batches == 2
+
+
+def test_dataloader_refuses_a_different_batch_size_naming_both():
+    loader = DataLoader(TensorDataset(torch.zeros(8, 2), torch.zeros(8)), batch_size=4)
+    with pytest.raises(ValueError, match=r"batch_size=64 but the DataLoader's batch size is 4"):
+        da.get_data_adapter(loader, batch_size=64, device=CPU)
+
+
+# ------------------------------------------------------------------ a Dataset whose items are whole batches
+class BatchItems(torch.utils.data.Dataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return torch.zeros(8, 5), torch.zeros(8, dtype=torch.long)
+
+
+def test_dataset_of_whole_batches_warns_and_names_pydataset():
+    with pytest.warns(UserWarning, match="look like whole batches.*tc.utils.PyDataset"):
+        da.get_data_adapter(BatchItems(), device=CPU)
+
+
+def test_dataset_of_samples_does_not_warn(recwarn):
+    da.get_data_adapter(TensorDataset(torch.zeros(8, 5), torch.zeros(8)), device=CPU)
+    assert not [w for w in recwarn if "whole batches" in str(w.message)]

@@ -421,7 +421,7 @@ ERRORS = {
     ),
     "y_with_dataloader": (lambda m, x, y: m.fit(_loader(x, y), y), "`y` cannot be passed separately"),
     "validation_batch_size_with_dataloader": (
-        lambda m, x, y: m.fit(x, y, validation_data=_loader(x, y), validation_batch_size=8),
+        lambda m, x, y: m.fit(x, y, validation_data=_loader(x, y), validation_batch_size=16),
         "`batch_size` cannot be used with a DataLoader",
     ),
     "generator_without_steps_for_two_epochs": (
@@ -447,3 +447,47 @@ def test_data_errors_name_the_culprit_before_training(name, data):
     with pytest.raises(ValueError, match=message) as info:
         call(model, *data)
     assert "Received" in str(info.value) and model.module.batch_sizes == []
+
+
+# ------------------------------------------------------------------ the caller's data is safe (issue 14, items 1-2)
+class InPlace(nn.Module):
+    """A forward that writes into its input, as nn.ReLU(inplace=True) or x.sub_() do."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.linear(x.sub_(1.0).relu_())
+
+
+IN_PLACE_CALLS = {
+    "predict": lambda m, x, y: m.predict(x, verbose=0),
+    "evaluate": lambda m, x, y: m.evaluate(x, y, verbose=0),
+    "fit_unshuffled": lambda m, x, y: m.fit(x, y, shuffle=False, verbose=0),
+    "fit_shuffled": lambda m, x, y: m.fit(x, y, verbose=0),
+    "validation_data": lambda m, x, y: m.fit(x[:8], y[:8], validation_data=(x, y), verbose=0),
+    "validation_split": lambda m, x, y: m.fit(x, y, validation_split=0.5, shuffle=False, verbose=0),
+    "generator": lambda m, x, y: m.predict(iter([x]), verbose=0),
+}
+
+
+@pytest.mark.parametrize("call", list(IN_PLACE_CALLS))
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_forward_writing_into_its_input_leaves_the_callers_arrays_unchanged(call, kind, data):
+    x, y = data
+    x = x if kind == "numpy" else torch.from_numpy(x)
+    before = copy.deepcopy(x)
+    IN_PLACE_CALLS[call](_model(InPlace()), x, y)
+    assert (x == before).all()
+
+
+def test_evaluate_twice_on_the_same_data_gives_the_same_loss_with_an_in_place_forward(data):
+    model = _model(InPlace())
+    assert model.evaluate(*data, verbose=0) == model.evaluate(*data, verbose=0)
+
+
+def test_fit_leaves_grad_of_inputs_that_require_grad_empty(data):
+    x, y = (torch.from_numpy(a).requires_grad_() for a in data)
+    _model().fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert x.grad is None and y.grad is None

@@ -1,232 +1,75 @@
 # SPDX-License-Identifier: Apache-2.0
 """Turns what the user passed to fit/evaluate/predict into batches of ``(x, y, sample_weight)``.
 
-Owns: Keras' dispatch order over input kinds, batching, shuffling, class_weight,
-validation_split, and refusing argument combinations that would be silently ignored.
-In-memory arrays are checked once, converted to tensors once and moved to the device
-once (when they fit), then sliced there with a per-epoch permutation drawn there; arrays
-too large for the device stay on the host and travel as pinned batches. Datasets,
-DataLoaders and generators yield CPU batches; `engine/device.py` moves those.
+Owns: Keras' dispatch order over input kinds, batching, shuffling, and refusing argument
+combinations that would be silently ignored. In-memory arrays (NumPy, tensors, pandas) are
+checked once, converted to tensors once and moved to the device once (when they fit), then
+sliced there with a per-epoch permutation drawn there; arrays too large for the device stay
+on the host and travel as pinned batches; memory-mapped arrays are read batch by batch
+(memmap_adapter.py). Datasets (a Hugging Face ``datasets.Dataset`` too), DataLoaders,
+PyDatasets (py_dataset_adapter.py) and generators yield CPU batches; `engine/device.py`
+moves those.
 
-What counts as arrays: NumPy arrays, tensors, a Python list of numbers (nested lists
-make one array), and tuples, lists or dicts of those (several inputs or outputs). A list
-whose items are arrays is a structure; a list whose items are numbers is one array.
+The caller's data is never written through: every batch handed out is new memory (a
+gather, or a contiguous copy of a slice), detached from any autograd graph. Float inputs
+follow ``float_dtype`` (the module's parameter dtype). Conversions, lengths, splits and
+class weights live in data_adapter_utils.py (re-exported here).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from torchcompile.core.tree import flatten, map_structure
+from torchcompile.engine import memmap_adapter
+from torchcompile.engine.data_adapter_utils import (
+    check_class_weight,
+    check_float_dtype,
+    check_lengths,
+    class_weight_to_sample_weight,
+    is_array_like,
+    num_samples,
+    slice_tree,
+    split_labels,
+    to_tensors,
+    train_validation_split,
+    unpack_x_y_sample_weight,
+    weights_to_float,
+)
+from torchcompile.engine.py_dataset_adapter import PyDatasetBatches, is_py_dataset
+
+__all__ = [
+    "ArrayDataAdapter",
+    "IterableDataAdapter",
+    "accepts_batch_size",
+    "check_class_weight",
+    "check_lengths",
+    "class_weight_to_sample_weight",
+    "get_data_adapter",
+    "is_array_like",
+    "num_samples",
+    "slice_tree",
+    "split_labels",
+    "to_tensors",
+    "train_validation_split",
+    "unpack_x_y_sample_weight",
+    "weights_to_float",
+]
 
 DEFAULT_BATCH_SIZE = 32
 # Arrays move to a CUDA device once when they take at most this share of its free memory;
 # larger ones stay in host memory and travel batch by batch through pinned buffers.
 DEVICE_MEMORY_SHARE = 0.5
-_NUMBER = (int, float, bool, np.number)
 _EMPTY = object()
 
 CPU = torch.device("cpu")
-
-
-def unpack_x_y_sample_weight(data: Any) -> tuple[Any, Any, Any]:
-    """Keras' rule for one batch: ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``."""
-    if isinstance(data, list):
-        data = tuple(data)
-    if not isinstance(data, tuple):
-        return data, None, None
-    if len(data) == 1:
-        return data[0], None, None
-    if len(data) == 2:
-        return data[0], data[1], None
-    if len(data) == 3:
-        return data
-    raise ValueError(
-        "A batch must be x, (x,), (x, y) or (x, y, sample_weight); got a tuple of "
-        f"{len(data)} elements. Received: len(batch)={len(data)}"
-    )
-
-
-def _is_number_list(v: Any) -> bool:
-    """A (nested) Python list of numbers: one array, not a structure of inputs."""
-    return isinstance(v, list) and len(v) > 0 and all(isinstance(e, _NUMBER) or _is_number_list(e) for e in v)
-
-
-def is_array_like(x: Any) -> bool:
-    """True for tensors, NumPy arrays, Python lists of numbers and tuples/lists/dicts of those."""
-    if isinstance(x, (torch.Tensor, np.ndarray)) or _is_number_list(x):
-        return True
-    if isinstance(x, Mapping):
-        return len(x) > 0 and all(is_array_like(v) for v in x.values())
-    if isinstance(x, (list, tuple)):
-        return len(x) > 0 and all(is_array_like(v) for v in x)
-    return False
-
-
-def _to_tensor(leaf: Any) -> Any:
-    if leaf is None:
-        return None
-    if isinstance(leaf, torch.Tensor):
-        return leaf.float() if leaf.dtype == torch.float64 else leaf
-    try:
-        array = np.asarray(leaf)
-    except ValueError as error:  # ragged nested lists
-        raise ValueError(
-            "A list of numbers must be rectangular (every row the same length) to make an "
-            f"array. Pad the rows or pass one array per input. Received: {error}"
-        ) from error
-    if array.dtype == object or array.dtype.kind in "USV":
-        raise TypeError(
-            "Arrays must hold numbers; got an array of dtype "
-            f"{array.dtype}. Convert strings or objects to numbers first. "
-            f"Received: dtype={array.dtype}"
-        )
-    if array.dtype == np.float64:
-        array = array.astype(np.float32)  # once, here; float32 arrays are shared, not copied
-    elif not array.flags.writeable or not array.flags.c_contiguous:
-        array = np.ascontiguousarray(array).copy()
-    return torch.from_numpy(array)
-
-
-def to_tensors(data: Any) -> Any:
-    """Arrays and number lists → tensors; float64 becomes float32 once, float32 is not copied."""
-    if isinstance(data, Mapping):
-        return {k: to_tensors(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)) and not _is_number_list(data):
-        return type(data)(to_tensors(v) for v in data)
-    return _to_tensor(data)
-
-
-def weights_to_float(sample_weight: Any) -> Any:
-    """Integer or boolean sample weights become float32 (Keras casts them too)."""
-    return map_structure(lambda t: t if t is None or t.is_floating_point() else t.float(), sample_weight)
-
-
-def slice_tree(data: Any, index: Any) -> Any:
-    """Every tensor of ``data`` indexed along its first dimension (a slice or index tensor)."""
-    return map_structure(lambda t: None if t is None else t[index], data)
-
-
-def num_samples(name: str, data: Any) -> int | None:
-    """The common first dimension of every leaf of ``data``; a ValueError if they differ."""
-    leaves = [leaf for leaf in flatten(data) if leaf is not None]
-    if not leaves:
-        return None
-    if any(leaf.dim() == 0 for leaf in leaves):
-        raise ValueError(
-            f"`{name}` contains a scalar; every array needs a first (sample) dimension. "
-            f"Received: {name} shapes={[tuple(leaf.shape) for leaf in leaves]}"
-        )
-    sizes = {int(leaf.shape[0]) for leaf in leaves}
-    if len(sizes) > 1:
-        raise ValueError(
-            f"The arrays in `{name}` have different numbers of samples "
-            f"{sorted(sizes)}; they must all have the same first dimension. "
-            f"Received: {name} shapes={[tuple(leaf.shape) for leaf in leaves]}"
-        )
-    return sizes.pop()
-
-
-def check_lengths(x: Any, y: Any, sample_weight: Any, allow_empty: bool = False) -> int:
-    """Number of samples, after checking x, y and sample_weight agree and are not empty."""
-    counts = {
-        "x": num_samples("x", x),
-        "y": num_samples("y", y),
-        "sample_weight": num_samples("sample_weight", sample_weight),
-    }
-    given = {k: v for k, v in counts.items() if v is not None}
-    if len(set(given.values())) > 1:
-        detail = ", ".join(f"{k} has {v}" for k, v in given.items())
-        raise ValueError(
-            f"x, y and sample_weight must have the same number of samples, but {detail}. "
-            f"Pass arrays of the same length. Received: " + ", ".join(f"len({k})={v}" for k, v in given.items())
-        )
-    n_x = counts["x"]
-    if not n_x and not allow_empty:
-        raise ValueError(
-            f"The input data is empty: fit, evaluate and predict need at least one sample. Received: len(x)={n_x}"
-        )
-    return n_x or 0
-
-
-def train_validation_split(arrays: tuple, validation_split: float) -> tuple[tuple, tuple]:
-    """Keras' split: the last ``validation_split`` fraction, taken before any shuffling (views, no copy)."""
-    if not 0.0 < validation_split < 1.0:
-        raise ValueError(
-            f"`validation_split` must be a float in (0, 1). Received: validation_split={validation_split!r}"
-        )
-    n = num_samples("x", arrays[0])
-    split_at = int(math.floor(n * (1.0 - validation_split)))
-    if split_at == 0 or split_at == n:
-        raise ValueError(
-            f"`validation_split`={validation_split} leaves no samples on one side of the split "
-            f"of {n} samples. Use a split that leaves at least one sample for each. "
-            f"Received: validation_split={validation_split}"
-        )
-    train = tuple(slice_tree(a, slice(0, split_at)) for a in arrays)
-    val = tuple(slice_tree(a, slice(split_at, None)) for a in arrays)
-    return train, val
-
-
-def check_class_weight(class_weight: Any) -> None:
-    """Keys must be class indices (non-negative integers), values numbers."""
-    if not isinstance(class_weight, Mapping):
-        raise TypeError(
-            "`class_weight` must be a dict mapping class indices to weights, e.g. {0: 1.0, 1: 5.0}. "
-            f"Received: class_weight of type {type(class_weight).__name__}"
-        )
-    bad = [k for k in class_weight if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0]
-    if bad:
-        raise ValueError(
-            f"`class_weight` keys must be class indices (integers >= 0); {bad!r} are not. "
-            f"Received: class_weight={dict(class_weight)}"
-        )
-
-
-def _class_indices(y: Any) -> tuple[torch.Tensor, int | None]:
-    """Per-sample class index (argmax of one-hot rows, rounded labels otherwise) and the one-hot width."""
-    leaves = [leaf for leaf in flatten(y) if leaf is not None]
-    if len(leaves) != 1:
-        raise ValueError(
-            "`class_weight` needs a single target array; for several outputs pass "
-            f"`sample_weight` instead. Received: {len(leaves)} target arrays"
-        )
-    labels = leaves[0]
-    if labels.dim() > 1 and labels.shape[-1] > 1:  # one-hot (Keras: argmax over the last axis)
-        return labels.argmax(dim=-1).reshape(labels.shape[0], -1)[:, 0], int(labels.shape[-1])
-    labels = labels.reshape(labels.shape[0], -1)[:, 0]
-    return (labels.round() if labels.is_floating_point() else labels).long(), None
-
-
-def class_weight_to_sample_weight(y: Any, class_weight: Mapping, check_classes: bool = True) -> torch.Tensor:
-    """Keras' class_weight: each sample weighs its class's weight; classes not named weigh 1.
-
-    With ``check_classes``, a key naming a class that ``y`` does not have is an error: the
-    classes are the one-hot width, else ``0..max(label)`` (at least 0 and 1).
-    """
-    labels, width = _class_indices(y)
-    if check_classes and (width is not None or labels.numel()):
-        num_classes = width if width is not None else max(int(labels.max()) + 1, 2)
-        unknown = sorted(int(k) for k in class_weight if int(k) >= num_classes)
-        if unknown:
-            raise ValueError(
-                f"`class_weight` names classes {unknown} that do not exist: y has classes "
-                f"0..{num_classes - 1}. Use the integer class indices of y as keys. "
-                f"Received: class_weight={dict(class_weight)}"
-            )
-    size = max(int(k) for k in class_weight) + 1 if class_weight else 1
-    table = torch.ones(size, device=labels.device)
-    for cls, weight in class_weight.items():
-        table[int(cls)] = float(weight)
-    named = (labels >= 0) & (labels < size)  # other labels (e.g. an ignored -1) weigh 1, as in Keras
-    return torch.where(named, table[labels.clamp(0, size - 1)], torch.ones((), device=labels.device))
 
 
 def _fits_on_device(data: Any, device: torch.device) -> bool:
@@ -244,11 +87,19 @@ def _take(data: Any, index: Any, pin: bool) -> Any:
         if t is None:
             return None
         if isinstance(index, slice):
-            return t[index].pin_memory() if pin else t[index]
+            return t[index].pin_memory() if pin else t[index].clone()
         out = torch.empty((index.numel(), *t.shape[1:]), dtype=t.dtype, pin_memory=pin)
         return torch.index_select(t, 0, index, out=out)
 
     return map_structure(take, data)
+
+
+def _rows(data: Any, index: Any) -> Any:
+    """Rows ``index`` of every device tensor, in new memory: a slice is copied (contiguous), an
+    index tensor gathers (already a copy). The module can then write into its batch freely."""
+    if isinstance(index, slice):
+        return map_structure(lambda t: None if t is None else t[index].clone(), data)
+    return slice_tree(data, index)
 
 
 class ArrayDataAdapter:
@@ -256,7 +107,7 @@ class ArrayDataAdapter:
 
     When the arrays would take more than ``DEVICE_MEMORY_SHARE`` of the free CUDA memory
     they stay on the host; each batch is gathered into pinned memory and copied
-    non-blocking. No per-sample Python work in either case.
+    non-blocking. No per-sample Python work in either case, and every batch is new memory.
 
     Args:
         x, y, sample_weight: tensor trees with a common first dimension.
@@ -285,27 +136,31 @@ class ArrayDataAdapter:
     def __iter__(self) -> Iterator[tuple]:
         if self.sharding is not None:  # this process's share of each global batch
             for index in self.sharding.batches(self.num_samples, self.batch_size, self.shuffle, self.device):
-                yield slice_tree(self.data, index) if self.on_device else _take(self.data, index, self.pin)
+                yield _rows(self.data, index) if self.on_device else _take(self.data, index, self.pin)
             return
         n, bs = self.num_samples, self.batch_size
         order = torch.randperm(n, device=self.device) if self.shuffle else None
         for start in range(0, n, bs):
             index = slice(start, start + bs) if order is None else order[start : start + bs]
             if self.on_device:
-                yield slice_tree(self.data, index)
+                yield _rows(self.data, index)
             else:
                 yield _take(self.data, index, self.pin)
 
 
 class IterableDataAdapter:
-    """A DataLoader (used as is), a Dataset (batched here) or any iterable yielding batches.
+    """A DataLoader (used as is), a Dataset (batched here), a PyDataset's batches, or any
+    iterable yielding batches.
 
     A re-iterable source (DataLoader, Dataset, any object whose ``__iter__`` returns a new
-    iterator) starts afresh each epoch; a one-shot
-    iterator or generator is consumed across epochs, as Keras does. Its first batch is read
-    up front, so an empty generator fails before training starts. NumPy batches become
-    tensors and float64 becomes float32, as for arrays. ``shuffle`` applies only to a
-    map-style Dataset batched here; a DataLoader keeps its own sampler.
+    iterator) starts afresh each epoch; a one-shot iterator or generator is consumed across
+    epochs, as Keras does. Its first batch is read up front, so an empty generator fails
+    before training starts. Batches become tensors as arrays do (float inputs follow
+    ``float_dtype``); a dict batch with a ``labels`` key and no ``y`` is split into
+    ``(inputs, labels)``. Batches that the source made itself (a generator, a PyDataset) are
+    copied when they would otherwise reach the module as the caller's own memory; a
+    DataLoader's collated batches are already new. ``shuffle`` applies to a map-style
+    Dataset batched here (and to a PyDataset's batch order); a DataLoader keeps its own sampler.
     """
 
     def __init__(
@@ -316,27 +171,32 @@ class IterableDataAdapter:
         device: torch.device,
         class_weight: Mapping | None = None,
         sharding: Any = None,
+        float_dtype: torch.dtype | None = torch.float32,
+        collate_fn: Callable | None = None,
     ):
         if _length(data) == 0:
             raise ValueError(f"The input data is empty: {_describe(data)} has no batches. Received: len(x)=0")
-        map_style = isinstance(data, Dataset) and not isinstance(data, (DataLoader, IterableDataset))
+        map_style = _is_map_style(data)
         self.sharding = sharding if map_style else None  # a DataLoader or generator yields its own share
-        if self.sharding is not None:
-            data = DataLoader(
-                data,
-                batch_sampler=self.sharding.batch_sampler(len(data), batch_size or DEFAULT_BATCH_SIZE, shuffle),
-                pin_memory=device.type == "cuda",
-            )
-        elif isinstance(data, Dataset) and not isinstance(data, DataLoader):
-            data = DataLoader(
-                data,
-                batch_size=batch_size or DEFAULT_BATCH_SIZE,
-                shuffle=shuffle and not isinstance(data, IterableDataset),
-                pin_memory=device.type == "cuda",
-            )
+        # Batches a DataLoader collates (ours or the user's) are new tensors; a generator's or a
+        # PyDataset's may be the caller's own arrays, so those are copied where they would reach the module.
+        self.copy_on = None if map_style or isinstance(data, DataLoader) else device
+        if map_style:
+            _warn_if_items_are_batches(data)
+            kwargs: dict[str, Any] = {"pin_memory": device.type == "cuda"}
+            if collate_fn is not None:
+                kwargs["collate_fn"] = collate_fn
+            if self.sharding is not None:
+                size = batch_size or DEFAULT_BATCH_SIZE
+                data = DataLoader(data, batch_sampler=self.sharding.batch_sampler(len(data), size, shuffle), **kwargs)
+            else:
+                data = DataLoader(data, batch_size=batch_size or DEFAULT_BATCH_SIZE, shuffle=shuffle, **kwargs)
+        elif isinstance(data, IterableDataset) and not isinstance(data, DataLoader):
+            data = DataLoader(data, batch_size=batch_size or DEFAULT_BATCH_SIZE, pin_memory=device.type == "cuda")
         self.data = data
         self.labels = None
         self.class_weight = class_weight
+        self.float_dtype = float_dtype
         self.one_shot = isinstance(data, Iterator)
         self._peeked: list = []
         self.num_batches = _length(data)
@@ -357,7 +217,10 @@ class IterableDataAdapter:
 
     def _standardize(self, batch: Any) -> tuple:
         x, y, sample_weight = unpack_x_y_sample_weight(batch)
-        x, y, sample_weight = to_tensors(x), to_tensors(y), weights_to_float(to_tensors(sample_weight))
+        x, y = split_labels(x, y)
+        dtype, copy_on = self.float_dtype, self.copy_on
+        x, y = to_tensors(x, dtype, copy_on=copy_on), to_tensors(y, dtype, copy_on=copy_on)
+        sample_weight = weights_to_float(to_tensors(sample_weight, None, copy_on=copy_on), dtype)
         check_lengths(x, y, sample_weight, allow_empty=True)
         if self.class_weight is not None and y is not None:
             if sample_weight is not None:
@@ -369,6 +232,71 @@ class IterableDataAdapter:
             # Sparse labels cannot be checked against the class count from one batch.
             sample_weight = class_weight_to_sample_weight(y, self.class_weight, check_classes=False)
         return x, y, sample_weight
+
+
+def _is_map_style(data: Any) -> bool:
+    """A Dataset we batch: a torch map-style Dataset or a Hugging Face ``datasets.Dataset``."""
+    if isinstance(data, Dataset):
+        return not isinstance(data, (DataLoader, IterableDataset))
+    return _is_hf_dataset(data)
+
+
+def _is_hf_dataset(x: Any) -> bool:
+    """A Hugging Face ``datasets.Dataset`` (recognised by module name; ``datasets`` is never imported)."""
+    return type(x).__module__.startswith("datasets.") and hasattr(x, "with_format") and hasattr(x, "__len__")
+
+
+def _hf_dataset(x: Any) -> Any:
+    """A ``datasets.Dataset`` formatted to give tensors (``with_format("torch")`` when it has no
+    format: a view, no copy); text columns are refused, naming them."""
+    if x.format.get("type") is None:
+        x = x.with_format("torch")
+    text = [name for name in x.format.get("columns") or x.column_names if _is_text(x.features.get(name))]
+    if text:
+        raise TypeError(
+            f"The datasets.Dataset columns {text} hold strings, which cannot become tensors. Tokenize "
+            f"them into new columns and drop them (`ds.remove_columns({text!r})`), or choose the "
+            "columns that batches carry (`ds.with_format('torch', columns=[...])`). "
+            f"Received: columns={x.column_names}"
+        )
+    return x
+
+
+def _is_text(feature: Any) -> bool:
+    while feature is not None:
+        if getattr(feature, "dtype", None) in ("string", "large_string"):
+            return True
+        feature = getattr(feature, "feature", None)  # a Sequence / List of values
+    return False
+
+
+def _warn_if_items_are_batches(dataset: Any) -> None:
+    """Warn when a Dataset's item looks like a whole batch (Keras' batch-returning sequence ported to a
+    torch Dataset): float x of rank >= 2 with a y of the same leading length. Such items would be
+    batched again into one step of shape (batch_size, n, ...)."""
+    try:
+        item = dataset[0]
+    except Exception:  # an item that cannot be read here fails, with its own error, in the first batch
+        return
+    if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+        return
+    x_leaves, y_leaves = flatten(item[0]), flatten(item[1])
+    x0 = next((leaf for leaf in x_leaves if hasattr(leaf, "shape")), None)
+    y0 = next((leaf for leaf in y_leaves if hasattr(leaf, "shape")), None)
+    if x0 is None or y0 is None or len(x0.shape) < 2 or len(y0.shape) < 1:
+        return
+    floating = getattr(x0, "is_floating_point", None)
+    is_float = floating() if callable(floating) else getattr(getattr(x0, "dtype", None), "kind", "") == "f"
+    if is_float and x0.shape[0] == y0.shape[0] > 1:
+        warnings.warn(
+            f"The items of {type(dataset).__name__} look like whole batches (x {tuple(x0.shape)} with y "
+            f"{tuple(y0.shape)}), but a torch Dataset's items are samples, so they are batched again into "
+            f"steps of (batch_size, {x0.shape[0]}, ...). If each item is a batch, subclass "
+            "tc.utils.PyDataset instead (Keras' batch-returning sequence), or pass "
+            "DataLoader(dataset, batch_size=None). If each item is one sample (a sequence), pass "
+            "DataLoader(dataset, batch_size=...) to batch it without this check.",
+            stacklevel=5,
+        )
 
 
 def _length(data: Any) -> int | None:
@@ -388,12 +316,16 @@ def get_data_adapter(
     device: torch.device = CPU,
     steps: int | None = None,
     sharding: Any = None,
+    float_dtype: torch.dtype | None = torch.float32,
 ) -> ArrayDataAdapter | IterableDataAdapter:
     """Pick the adapter for ``x`` (Keras' dispatch order) and refuse ignored arguments.
 
     With arrays and ``steps`` but no ``batch_size``, the batch size is ``ceil(n / steps)`` (Keras).
     ``sharding`` (engine/distributed.py) makes arrays and Datasets yield this process's share.
+    ``float_dtype`` is the dtype float inputs and targets take: pass the module's parameter dtype
+    (float32 by default; None keeps every array's own dtype).
     """
+    check_float_dtype(float_dtype)
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     if x is None:
@@ -405,11 +337,16 @@ def get_data_adapter(
     if class_weight is not None:
         check_class_weight(class_weight)
     if is_array_like(x):
-        adapter = _array_adapter(x, y, sample_weight, batch_size, shuffle, class_weight, device, steps)
+        x, y = split_labels(x, y)
+        adapter = _array_adapter(x, y, sample_weight, batch_size, shuffle, class_weight, device, steps, float_dtype)
         adapter.sharding = sharding
         return adapter
     _refuse_for_iterables(x, y, sample_weight, batch_size)
-    return IterableDataAdapter(x, batch_size, shuffle, device, class_weight, sharding=sharding)
+    if is_py_dataset(x):
+        return IterableDataAdapter(PyDatasetBatches(x, shuffle), None, False, device, class_weight, None, float_dtype)
+    if _is_hf_dataset(x):
+        x = _hf_dataset(x)
+    return IterableDataAdapter(x, batch_size, shuffle, device, class_weight, sharding, float_dtype)
 
 
 def _array_adapter(
@@ -421,8 +358,10 @@ def _array_adapter(
     class_weight: Mapping | None,
     device: torch.device,
     steps: int | None,
-) -> ArrayDataAdapter:
-    x, y, sample_weight = to_tensors(x), to_tensors(y), weights_to_float(to_tensors(sample_weight))
+    float_dtype: torch.dtype | None = torch.float32,
+) -> ArrayDataAdapter | IterableDataAdapter:
+    x, y = to_tensors(x, float_dtype, keep_memmaps=True), to_tensors(y, float_dtype, keep_memmaps=True)
+    sample_weight = weights_to_float(to_tensors(sample_weight, None, keep_memmaps=True), float_dtype)
     n = check_lengths(x, y, sample_weight)
     if class_weight is not None:
         if sample_weight is not None:
@@ -436,10 +375,34 @@ def _array_adapter(
                 "`class_weight` weighs samples by their class in `y`, but no `y` was given. "
                 f"Pass y=... Received: class_weight={dict(class_weight)}, y=None"
             )
-        sample_weight = class_weight_to_sample_weight(y, class_weight)
     if batch_size is None:
         batch_size = math.ceil(n / steps) if steps else DEFAULT_BATCH_SIZE
+    if memmap_adapter.has_memmap((x, y, sample_weight)):
+        return _memmap_adapter((x, y, sample_weight), n, batch_size, shuffle, class_weight, device, float_dtype)
+    if class_weight is not None:
+        sample_weight = class_weight_to_sample_weight(y, class_weight)
     return ArrayDataAdapter(x, y, sample_weight, batch_size, shuffle, device)
+
+
+def _memmap_adapter(
+    data: tuple,
+    n: int,
+    batch_size: int,
+    shuffle: bool,
+    class_weight: Mapping | None,
+    device: torch.device,
+    float_dtype: torch.dtype | None,
+) -> IterableDataAdapter:
+    """Arrays with a memory-mapped leaf: read batch by batch (memmap_adapter.py), never whole.
+
+    Their labels are checked batch by batch, as a Dataset's are; class weights too.
+    """
+    dataset = memmap_adapter.MemmapBatches(data, n, float_dtype)
+    adapter = IterableDataAdapter(
+        dataset, batch_size, shuffle, device, class_weight, None, float_dtype, memmap_adapter.collate_batch
+    )
+    adapter.copy_on = None  # every batch is read into new memory
+    return adapter
 
 
 def _refuse_for_iterables(x: Any, y: Any, sample_weight: Any, batch_size: int | None) -> None:
@@ -451,27 +414,40 @@ def _refuse_for_iterables(x: Any, y: Any, sample_weight: Any, batch_size: int | 
                 f"its own (x, y, sample_weight) batches; include it in what x yields. "
                 f"Received: {name} of type {type(value).__name__}"
             )
-    if batch_size is not None and not accepts_batch_size(x):
+    if batch_size is not None and isinstance(x, DataLoader):
+        if x.batch_size != batch_size:
+            loader_size = "batch_size=None (its own batch_sampler)" if x.batch_size is None else x.batch_size
+            raise ValueError(
+                f"`batch_size` cannot be used with a DataLoader that batches differently: fit got "
+                f"batch_size={batch_size} but the DataLoader's batch size is {loader_size}. Drop "
+                f"`batch_size` (the DataLoader's own is used) or build the DataLoader with "
+                f"batch_size={batch_size}. Received: batch_size={batch_size}, DataLoader.batch_size={x.batch_size}"
+            )
+    elif batch_size is not None and not accepts_batch_size(x):
+        where = "in the PyDataset's __getitem__" if is_py_dataset(x) else "(DataLoader(batch_size=...))"
         raise ValueError(
             f"`batch_size` cannot be used with {kind}, which already batches its data (Keras "
             f"would silently ignore it); set the batch size where the batches are made "
-            f"(DataLoader(batch_size=...)) instead. Received: batch_size={batch_size}"
+            f"{where} instead. Received: batch_size={batch_size}"
         )
-    if not isinstance(x, (Dataset, Iterable)) or isinstance(x, (str, bytes)):
+    if not isinstance(x, (Dataset, Iterable)) and not _is_hf_dataset(x) or isinstance(x, (str, bytes)):
         raise TypeError(
-            "Unrecognised input data: pass NumPy arrays, tensors, lists of numbers, a Dataset, "
-            f"a DataLoader or an iterable of batches. Received: x of type {type(x).__name__}"
+            "Unrecognised input data: pass NumPy arrays, tensors, pandas DataFrames, lists of numbers, a "
+            "Dataset, a DataLoader, a PyDataset or an iterable of batches. "
+            f"Received: x of type {type(x).__name__}"
         )
 
 
 def accepts_batch_size(x: Any) -> bool:
     """Whether ``batch_size`` means something for ``x``: arrays and Datasets we batch ourselves."""
-    return is_array_like(x) or (isinstance(x, Dataset) and not isinstance(x, DataLoader))
+    return is_array_like(x) or _is_map_style(x) or isinstance(x, IterableDataset) and not isinstance(x, DataLoader)
 
 
 def _describe(x: Any) -> str:
     if isinstance(x, DataLoader):
         return "a DataLoader"
-    if isinstance(x, Dataset):
+    if is_py_dataset(x):
+        return "a PyDataset"
+    if isinstance(x, Dataset) or _is_hf_dataset(x):
         return "a Dataset"
     return "a generator" if isinstance(x, Iterator) else f"an iterable ({type(x).__name__})"

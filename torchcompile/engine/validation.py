@@ -19,7 +19,10 @@ def split(x: Any, y: Any, sample_weight: Any, validation_split: float) -> tuple[
             f"`validation_data` instead. Received: validation_split={validation_split}, "
             f"x of type {type(x).__name__}"
         )
-    arrays = tuple(data_adapters.to_tensors(a) for a in (x, y, sample_weight))
+    x, y = data_adapters.split_labels(x, y)
+    # Dtypes are kept (the adapters cast each side to the module's dtype); memory-mapped arrays stay
+    # mapped, their split a pair of views to stream.
+    arrays = tuple(data_adapters.to_tensors(a, None, keep_memmaps=True) for a in (x, y, sample_weight))
     data_adapters.check_lengths(*arrays)
     return data_adapters.train_validation_split(arrays, validation_split)
 
