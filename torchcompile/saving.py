@@ -140,7 +140,10 @@ def _create_temporary(folder: str, name: str) -> tuple[int, str]:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
             continue
-    raise FileExistsError(f"Could not create a temporary file next to {name!r} in {folder!r}.")
+    raise FileExistsError(
+        f"Could not create a temporary file next to {name!r} in {folder!r}: 100 random names were taken; "
+        f"remove stale '.{name}.*.tmp' files there. Received: filepath={os.path.join(folder, name)!r}"
+    )
 
 
 def _fsync_folder(folder: str) -> None:
