@@ -491,3 +491,98 @@ def test_fit_leaves_grad_of_inputs_that_require_grad_empty(data):
     x, y = (torch.from_numpy(a).requires_grad_() for a in data)
     _model().fit(x, y, batch_size=16, epochs=2, verbose=0)
     assert x.grad is None and y.grad is None
+
+
+# ------------------------------------------------------------------ pandas, PyDataset, Hugging Face datasets (issue 15)
+def _frame(data):
+    pd = pytest.importorskip("pandas")
+    x, y = data
+    frame = pd.DataFrame(x.astype("float64"), columns=["a", "b", "c", "d"])
+    frame["target"] = y[:, 0]
+    return frame
+
+
+def test_fit_evaluate_predict_on_a_dataframe_and_its_popped_target(data):
+    frame = _frame(data)
+    model = _model()
+    target = frame.pop("target")
+    history = model.fit(frame, target, batch_size=16, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and model.module.batch_sizes[:4] == [16] * 4
+    assert model.predict(frame, verbose=0).shape == (N, 1) and np.isfinite(model.evaluate(frame, target, verbose=0))
+
+
+def test_dataframe_validation_data_sample_weight_and_split(data):
+    frame = _frame(data)
+    target = frame.pop("target")
+    history = _model().fit(
+        frame, target, sample_weight=target * 0 + 1, validation_data=(frame[:8], target[:8]), verbose=0
+    )
+    assert "val_loss" in history.history
+    assert "val_loss" in _model().fit(frame, target, validation_split=0.25, verbose=0).history
+
+
+class ColumnInputs(nn.Module):
+    """The TensorFlow regression tutorial's shape: one input per column, by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, a, b, c, d):
+        return self.linear(torch.cat([a, b, c, d], dim=-1))
+
+
+def test_dict_of_series_is_a_dict_input_by_column_name(data):
+    frame = _frame(data)
+    target = frame.pop("target")
+    model = _model(ColumnInputs())
+    model.fit(dict(frame), target, batch_size=16, verbose=0)
+    assert model.predict(dict(frame), verbose=0).shape == (N, 1)
+
+
+class Batches(tc.utils.PyDataset):
+    def __init__(self, x, y, batch_size=16, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, i):
+        rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[rows], self.y[rows]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fit_on_a_py_dataset_steps_once_per_batch(workers, data):
+    model = _model()
+    history = model.fit(Batches(*data, workers=workers), epochs=2, verbose=0, validation_data=Batches(*data))
+    assert model.module.batch_sizes[:4] == [16] * 4 and len(history.history["val_loss"]) == 2
+    assert model.predict(Batches(*data), verbose=0).shape == (N, 1)
+
+
+def test_fit_on_a_dataloader_with_its_own_batch_size(data):
+    model = _model()
+    model.fit(_loader(*data), batch_size=8, verbose=0)
+    assert model.module.batch_sizes[0] == 8
+
+
+class TokenClassifier(nn.Module):
+    def __init__(self, vocab=20, classes=2):
+        super().__init__()
+        self.embed, self.head = nn.Embedding(vocab, 8), nn.Linear(8, classes)
+
+    def forward(self, input_ids, attention_mask):
+        mask = attention_mask.unsqueeze(-1).float()
+        return self.head((self.embed(input_ids) * mask).sum(1) / mask.sum(1))
+
+
+def test_fit_on_a_hugging_face_dataset_uses_its_label_column(rng):
+    datasets = pytest.importorskip("datasets")
+    ids = rng.integers(0, 20, size=(40, 6))
+    table = datasets.Dataset.from_dict(
+        {"input_ids": ids.tolist(), "attention_mask": np.ones_like(ids).tolist(), "label": (ids[:, 0] > 9).tolist()}
+    ).with_format("torch")
+    model = _model(TokenClassifier(), loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(table, batch_size=8, epochs=2, validation_data=table, verbose=0)
+    assert len(history.history["val_loss"]) == 2 and model.predict(table, verbose=0).shape == (40, 2)

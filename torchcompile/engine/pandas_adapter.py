@@ -35,7 +35,8 @@ def to_numpy(x: Any) -> np.ndarray:
         raise TypeError(
             "pandas columns must hold numbers to become an array, but "
             + ", ".join(f"{name!r} ({dtype})" for name, dtype in bad)
-            + " do not. Encode them first: one-hot with `pd.get_dummies(df, columns="
+            + (" does not" if len(bad) == 1 else " do not")
+            + ". Encode them first: one-hot with `pd.get_dummies(df, columns="
             + f"{names!r}, dtype='float32')`, or integer codes with `df[col].astype('category').cat.codes` "
             "(then an nn.Embedding), or drop them. Received: non-numeric columns "
             f"{names!r}"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from torchcompile.utils.py_dataset import PyDataset
 from torchcompile.utils.random import set_random_seed
 
-__all__: list[str] = ["set_random_seed"]
+__all__: list[str] = ["PyDataset", "set_random_seed"]
