@@ -123,14 +123,17 @@ class Precision:
         policy: the model's dtype policy.
         device: the model's device.
         optimizer: the model's torch optimizer (switched to its fused kernel for float16).
+        scale_loss: scale the loss under float16 (Keras' ``auto_scale_loss``).
     """
 
-    def __init__(self, policy: Policy, device: torch.device, optimizer: torch.optim.Optimizer | None):
+    def __init__(
+        self, policy: Policy, device: torch.device, optimizer: torch.optim.Optimizer | None, scale_loss: bool = True
+    ):
         self.policy = policy
         self.dtype = policy.autocast_dtype
         self.device_type = device.type
         self.scaler = None
-        if self.dtype is torch.float16:
+        if self.dtype is torch.float16 and scale_loss:
             if device.type == "cpu":
                 warnings.warn(
                     "mixed_float16 on the CPU: float16 autocast runs there but is slow and gains "

@@ -1,12 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""tc.Model: any torch.nn.Module with Keras' compile / fit / evaluate / predict.
+"""tc.Model: a torch.nn.Module with Keras' compile / fit / evaluate / predict.
 
-Owns: wrapping the module and its device, compile() (built by engine/compiled.py), argument
-checks for fit/evaluate/predict, and what users may override as in Keras: ``train_step`` /
-``test_step`` / ``predict_step``, ``compute_loss``, the ``metrics`` list; plus ``*_on_batch``.
-Not: running the epochs (engine/run.py), one epoch's batches (engine/loop.py), batching
-(engine/data_adapters.py), files (saving.py, through model_io.py), the arithmetic of losses
-and metrics.
+Owns: wrapping the user's module (a registered child) and the device, compile() (built by
+engine/compiled.py), argument checks for fit/evaluate/predict, and Keras 3's overridable
+contract: ``train_step`` / ``test_step`` / ``predict_step``, ``compute_loss``,
+``compute_metrics``, the ``metrics`` list; plus ``*_on_batch``. Not: running the epochs
+(engine/run.py), batching (engine/data_adapters.py), weights, names and files (model_io.py).
 """
 
 from __future__ import annotations
@@ -18,137 +17,180 @@ from torch import nn
 
 from torchcompile import summary as summary_module
 from torchcompile.callbacks.callback_list import CallbackList
+from torchcompile.core.batches import unpack_x_y_sample_weight
 from torchcompile.core.overrides import overrides
+from torchcompile.core.registry import to_snake_case
 from torchcompile.core.tree import flatten, map_structure
 from torchcompile.engine import compiled as compiled_module
-from torchcompile.engine import data_adapters, distributed, loop, module_inputs, run
-from torchcompile.engine.device import resolve_device, to_device
+from torchcompile.engine import distributed, loop, module_inputs, run
+from torchcompile.engine.device import resolve_device
 from torchcompile.model_io import ModelIO
 
 
-class Model(ModelIO):
+class Model(ModelIO, nn.Module):
     """Wraps ``module`` (any ``torch.nn.Module``) and moves it to ``device`` once.
 
+    A ``torch.nn.Module`` itself: ``parameters()``, ``state_dict()`` (the module's keys under
+    ``module.``), ``train()``/``eval()``, ``to()`` (which also moves optimizer and metric state
+    and updates ``device``). torch's in-place ``nn.Module.compile`` is shadowed by Keras'
+    ``compile``: use ``compile(jit_compile=True)`` for ``torch.compile``.
+
     Args:
-        module: the network; `model.module` is this very object.
+        module: the network; `model.module` is this very object. A subclass that builds its
+            own submodules (Keras' subclassing) passes none, and is its own network.
         device: "auto" (CUDA when available, else CPU), a string or a ``torch.device``.
+        name: Keras' model name (default: the snake_case class name, made unique).
 
     Example:
         >>> model = Model(torch.nn.Linear(4, 1), device="cpu")
         >>> model.compile(optimizer="sgd", loss="mse")
     """
 
-    def __init__(self, module: nn.Module, device: str | torch.device = "auto"):
-        if not isinstance(module, nn.Module):
+    def __init__(self, module: nn.Module | None = None, device: str | torch.device = "auto", name: str | None = None):
+        super().__init__()
+        if module is not None and not isinstance(module, nn.Module):
             raise TypeError(
                 "tc.Model wraps a torch.nn.Module; build your network as one (or use "
                 f"tc.Sequential([...])). Received: module of type {type(module).__name__}"
             )
-        self.module = module
+        if module is not None:
+            self.module = module
+        self.name = self._default_name(name, to_snake_case(type(self).__name__))
         self.device = distributed.setup(resolve_device(device))  # under torchrun: the group, cuda:LOCAL_RANK
-        self.module.to(self.device)
+        self.to(self.device)
         self.stop_training = False
         self.history = None
         self._compiled: compiled_module.Compiled | None = None
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.module(*args, **kwargs)
+    @property
+    def module(self) -> nn.Module:
+        """The wrapped module, or the model itself when it is its own network."""
+        return self._modules.get("module", self)
 
-    def __repr__(self) -> str:
-        return f"tc.Model({type(self.module).__name__}, device={str(self.device)!r})"
+    def forward(self, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        """``model(x)``: the module's forward (a tuple/list ``x`` as positional inputs, a dict as
+        keyword inputs when the forward takes those names). ``training`` is Keras': passed on when
+        the forward takes it, else dropped after switching train/eval mode as Keras' torch wrapper
+        does. Under several processes, a forward that records gradients runs through DDP."""
+        module = self.module
+        if module is self:
+            if training is not None and module_inputs.takes_argument(self, "training", method="call"):
+                kwargs["training"] = training
+            return self.call(*args, **kwargs)
+        if training is not None:
+            if module_inputs.takes_argument(module, "training"):
+                kwargs["training"] = training
+            elif module.training != training:
+                module.train(training)
+        ddp = self._compiled.ddp if self._compiled is not None else None
+        target = ddp if ddp is not None and torch.is_grad_enabled() else module
+        if len(args) == 1 and not kwargs:
+            return module_inputs.call(target, args[0], signature_of=module)
+        return target(*args, **kwargs)
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras' forward for a subclass that is its own network: override it (or ``forward``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} wraps no module, so it computes through call(); define "
+            f"call(self, inputs) or forward, or pass a module: tc.Model(module). Received: module=None"
+        )
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Model:
+        # .to() / .cuda() / .double(): the optimizer's and the compiled metrics' state move too.
+        super()._apply(fn, recurse)
+        self.device = fn(torch.empty(0, device=self.__dict__.get("device", "cpu"))).device
+        if self.__dict__.get("_compiled") is not None:
+            for metric in self._compiled.engine_metrics():
+                metric._apply(fn)
+            if self.optimizer is not None and self.optimizer.state:
+                self.optimizer.load_state_dict(self.optimizer.state_dict())  # torch casts state to each param
+        return self
 
     # ------------------------------------------------------------------ compile
     def compile(
-        self,
-        optimizer: Any = "rmsprop",
-        loss: Any = None,
-        metrics: Any = None,
-        loss_weights: Any = None,
-        weighted_metrics: Any = None,
-        jit_compile: bool = False,
-        steps_per_execution: int = 1,
-        cuda_graph: bool = False,
+        self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None, metrics: Any = None,
+        weighted_metrics: Any = None, run_eagerly: bool = False, steps_per_execution: int = 1,
+        jit_compile: bool | str = False, auto_scale_loss: bool = True, cuda_graph: bool = False,
         dtype_policy: Any = None,
-    ) -> None:
-        """Configure training, as Keras' ``compile``; recompiling keeps the weights.
+    ) -> None:  # fmt: skip
+        """Configure training, as Keras' ``compile`` (same argument order); recompiling keeps the weights.
 
-        `model.optimizer` becomes a real ``torch.optim.Optimizer`` over the module's
-        parameters. String ids are checked now; "accuracy" and "crossentropy" are
-        resolved from the shapes of the first batch, as Keras does. ``jit_compile=True``
-        runs the steps through ``torch.compile`` (eagerly, with a warning, where it cannot).
+        `model.optimizer` becomes a real ``torch.optim.Optimizer`` over the parameters. String
+        ids are checked now; "accuracy" and "crossentropy" resolve from the first batch's
+        shapes (Keras). ``jit_compile=True`` runs the steps through ``torch.compile`` (eagerly,
+        with a warning, where it cannot); ``run_eagerly=True`` turns it and CUDA graphs off.
         ``steps_per_execution`` groups steps: batch hooks run once per group (Keras); with
-        ``cuda_graph=True`` on CUDA each group of training steps replays as one captured CUDA
-        graph (engine/execution.py lists the limits). ``dtype_policy`` (a name or a
-        ``tc.mixed_precision.Policy``) defaults to ``tc.mixed_precision.global_policy()``.
+        ``cuda_graph=True`` on CUDA each group replays as one captured CUDA graph. ``dtype_policy``
+        defaults to ``tc.mixed_precision.global_policy()``; ``auto_scale_loss`` scales the loss
+        under mixed_float16 (Keras). This shadows torch's in-place ``nn.Module.compile``.
         """
         self._compiled = compiled_module.compile_model(
-            self.module, self.device, optimizer, loss, loss_weights, metrics, weighted_metrics,
-            jit_compile, steps_per_execution, cuda_graph, dtype_policy,
+            self, self.device, optimizer, loss, loss_weights, metrics, weighted_metrics, run_eagerly,
+            steps_per_execution, jit_compile, auto_scale_loss, cuda_graph, dtype_policy,
         )  # fmt: skip
 
     def get_compile_config(self) -> dict[str, Any] | None:
         """compile()'s arguments as given (the optimizer as built), or None before compile (Keras)."""
         return dict(self._compiled.config) if self._compiled is not None else None
 
-    @property
-    def compiled(self) -> bool:
-        return self._compiled is not None
-
-    @property
-    def optimizer(self) -> torch.optim.Optimizer | None:
-        return self._compiled.optimizer if self._compiled is not None else None
-
+    compiled = property(lambda self: self._compiled is not None, doc="Whether compile() was called.")
+    optimizer = property(lambda self: self._setting("optimizer", None), doc="The torch optimizer compile() built.")
     jit_compile = property(lambda self: self._setting("jit_compile", False))
     steps_per_execution = property(lambda self: self._setting("steps_per_execution", 1))
     cuda_graph = property(lambda self: self._setting("cuda_graph", False))
     dtype_policy = property(lambda self: self._setting("dtype_policy", None))
 
     def _setting(self, name: str, default: Any) -> Any:
-        return self._compiled.config[name] if self._compiled is not None else default
+        compiled = self.__dict__.get("_compiled")
+        return compiled.config[name] if compiled is not None else default
 
-    # ------------------------------------------------------------------ steps
-    def train_step(self, data: tuple) -> None:
-        """One optimizer step on ``data = (x, y, sample_weight)``; metric state is updated in place."""
-        x, y, sample_weight = data
-        precision = self._compiled.precision
-        with precision.autocast():  # a no-op unless a mixed dtype_policy is set
-            y_pred = self.forward(x)
-            loss = self.compute_loss(x, y, y_pred, sample_weight)
-        self.optimizer.zero_grad(set_to_none=True)
-        precision.backward_and_step(loss, self.optimizer)  # loss scaling for mixed_float16
-        self.update_metrics(y, y_pred, sample_weight)
+    # ------------------------------------------------------------------ steps (Keras 3's contract)
+    def train_step(self, data: Any) -> Any:
+        """One optimizer step on a batch as the data yields it; returns the logs (Keras)."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        compiled = self._compiled
+        with compiled.precision.autocast():  # a no-op unless a mixed dtype_policy is set
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+        self._track_loss(loss, x)
+        optimizer = self.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        if compiled.needs_closure:  # LBFGS re-evaluates the loss itself (torch.optim's closure protocol)
+            loss.backward()
+            optimizer.step(lambda: self._closure_loss(x, y, sample_weight))
+        else:
+            compiled.precision.backward_and_step(loss, optimizer)  # loss scaling for mixed_float16
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
-    def test_step(self, data: tuple) -> None:
-        """Loss and metrics on ``data`` without updating the weights."""
-        x, y, sample_weight = data
+    def test_step(self, data: Any) -> Any:
+        """Loss and metrics on a batch, without updating the weights; returns the logs."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._compiled.precision.autocast():
-            y_pred = self.forward(x)
-            if self._compiled.loss is not None:
-                self.compute_loss(x, y, y_pred, sample_weight)
-        self.update_metrics(y, y_pred, sample_weight)
+            y_pred = self(x, training=False)
+            if self._compiled.loss is not None or _carried_loss(y_pred) is not None:
+                self._track_loss(self.compute_loss(x, y, y_pred, sample_weight, training=False), x)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
 
-    def predict_step(self, data: tuple) -> Any:
-        x, _, _ = data
+    def predict_step(self, data: Any) -> Any:
+        """The forward output on a batch's ``x``."""
+        x, _, _ = unpack_x_y_sample_weight(data)
         if self._compiled is None:  # predict needs no compile()
-            return self.forward(x)
+            return self(x, training=False)
         with self._compiled.precision.autocast():
-            return self.forward(x)
+            return self(x, training=False)
 
-    def forward(self, x: Any) -> Any:
-        """Call the module: a tuple/list as positional inputs, a dict as keyword inputs when the
-        forward takes those names, as one dict when it takes one input and none of those names
-        (a ValueError otherwise), anything else as the single input. Under several processes,
-        a forward that records gradients runs through DDP, which all-reduces them in backward."""
-        ddp = self._compiled.ddp if self._compiled is not None else None
-        module = ddp if ddp is not None and torch.is_grad_enabled() else self.module
-        return module_inputs.call(module, x, signature_of=self.module)
-
-    def compute_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
-        """The compiled loss; updates the loss trackers (batch-size weighted, on the device)."""
+    def compute_loss(
+        self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None, training: bool = True
+    ) -> torch.Tensor:
+        """The compiled loss (it computes; the default steps track it). With ``compile(loss=None)``,
+        the loss the module's output carries (a ``loss`` attribute or key), as Hugging Face models'."""
         compiled_loss = self._compiled.loss
         if compiled_loss is None:
+            carried = _carried_loss(y_pred)
+            if carried is not None:
+                return carried
             raise ValueError(
-                "This model was compiled without a loss, so it cannot train or compute a loss. "
+                "No loss to compute: compile() got no loss and the module's output carries none. "
                 "Pass loss=... to compile(). Received: loss=None"
             )
         if y is None:
@@ -156,27 +198,39 @@ class Model(ModelIO):
                 "The loss needs targets, but no `y` was given. Pass y=... (or have the data "
                 "yield (x, y) batches). Received: y=None"
             )
-        total = compiled_loss(y, y_pred, sample_weight)
-        batch_size = (x if isinstance(x, torch.Tensor) else flatten(x)[0]).shape[0]
-        self._compiled.loss_tracker.update_state(total.detach(), sample_weight=batch_size)
-        return total
+        return compiled_loss(y, y_pred, sample_weight)
 
-    def update_metrics(self, y: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        if y is None:
-            return
-        precision = self._compiled.precision
-        cast = precision.float32 if precision.enabled else _identity  # metrics in float32 (Keras)
-        if isinstance(y_pred, torch.Tensor):  # one output, the common case
-            detached = cast(y_pred.detach())
-        else:
-            detached = map_structure(lambda t: cast(t.detach()) if isinstance(t, torch.Tensor) else t, y_pred)
-        self._compiled.metrics.update_state(y, detached, sample_weight)
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        """Update the compiled metrics; return the logs: every metric's result, computed when read."""
+        if y is not None:
+            precision = self._compiled.precision
+            cast = precision.float32 if precision.enabled else _identity  # metrics in float32 (Keras)
+            if isinstance(y_pred, torch.Tensor):  # one output, the common case
+                detached = cast(y_pred.detach())
+            else:
+                detached = map_structure(lambda t: cast(t.detach()) if isinstance(t, torch.Tensor) else t, y_pred)
+            self._compiled.metrics.update_state(y, detached, sample_weight)
+        return loop.LazyLogs(self._metrics_now)
+
+    def _track_loss(self, loss: torch.Tensor, x: Any) -> None:
+        batch_size = next(t for t in flatten(x) if t is not None).shape[0]
+        self._compiled.loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
+
+    def _closure_loss(self, x: Any, y: Any, sample_weight: Any) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.compute_loss(x, y, self(x, training=True), sample_weight)
+        loss.backward()
+        return loss
 
     # ------------------------------------------------------------------ metrics
     @property
     def metrics(self) -> list:
-        """The loss tracker(s), then the compiled metrics, in History's order."""
+        """The loss tracker, the per-output loss trackers, then the compiled metrics; a subclass may
+        list its own trackers instead (they are reset each epoch and shown in the logs)."""
         return self._compiled.tracked_metrics() if self._compiled is not None else []
+
+    def _metrics_now(self) -> list:
+        return self.metrics
 
     @property
     def metrics_names(self) -> list[str]:
@@ -186,9 +240,9 @@ class Model(ModelIO):
         for metric in self.metrics:
             metric.reset_state()
 
-    def get_metrics_result(self) -> dict[str, torch.Tensor]:
-        """Current metric values as device tensors (no host sync)."""
-        return {m.name: m.result() for m in self.metrics}
+    def get_metrics_result(self) -> dict[str, Any]:
+        """Current metric values as device tensors (no host sync); a dict result is flattened (Keras)."""
+        return loop.metrics_results(self.metrics)
 
     # ------------------------------------------------------------------ fit / evaluate / predict
     def fit(
@@ -205,10 +259,7 @@ class Model(ModelIO):
         accumulate over the epoch; validation runs after each epoch with the end-of-epoch
         weights, in eval mode under ``torch.no_grad``, and its keys get a ``val_`` prefix.
         """
-        self._assert_compiled("fit")
-        _check_verbose(verbose)
-        if self._compiled.loss is None:
-            raise ValueError("fit() needs a loss: call compile(loss=...) first. Received: loss=None")
+        run.check_fit_arguments(self, verbose, epochs, custom_train_step=overrides(self, Model, "train_step"))
         train, val = run.fit_iterators(
             x, y, sample_weight, batch_size, epochs, initial_epoch, self.device, shuffle, class_weight,
             steps_per_epoch, validation_split, validation_data, validation_steps, validation_batch_size,
@@ -225,60 +276,39 @@ class Model(ModelIO):
         return_dict: bool = False,
     ):  # fmt: skip
         """Loss and metrics over the data: a scalar, a list ``[loss, metric, ...]`` or a dict."""
-        self._assert_compiled("evaluate")
-        _check_verbose(verbose)
+        run.check_fit_arguments(self, verbose, method="evaluate")
         iterator = run.data_iterator(x, y, sample_weight, batch_size, steps, self.device)
         logs = self._run(self._callbacks(callbacks, verbose, 1, iterator.num_steps)).evaluate(iterator)
-        return _logs_result(logs, return_dict)
+        return run.logs_result(logs, return_dict)
 
     def predict(
         self, x: Any, batch_size: int | None = None, verbose: int | str = "auto", steps: int | None = None,
         callbacks: list | None = None,
     ):  # fmt: skip
         """The module's outputs over ``x`` as NumPy arrays (its output structure), batches concatenated."""
-        _check_verbose(verbose)
+        run.check_fit_arguments(self, verbose, method="predict")
         iterator = run.data_iterator(x, None, None, batch_size, steps, self.device)
-        outputs = self._run(self._callbacks(callbacks, verbose, 1, iterator.num_steps)).predict(iterator)
-        if not outputs:
-            raise ValueError(
-                "predict() got no batches from `x`; pass data with at least one sample. "
-                f"Received: x of type {type(x).__name__}"
-            )
-        sharding = getattr(iterator.adapter, "sharding", None)  # several processes: each predicted its share
-        predictions = loop.concatenate_outputs(outputs)
-        return predictions if sharding is None else distributed.gather_predictions(predictions, sharding)
+        return self._run(self._callbacks(callbacks, verbose, 1, iterator.num_steps)).predict(iterator, x)
 
     def train_on_batch(
         self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: dict | None = None,
         return_dict: bool = False,
     ):  # fmt: skip
         """One optimizer step on one batch; returns its loss and metrics (metrics reset first)."""
-        self._assert_compiled("train_on_batch")
-        batch = run.single_batch(x, y, sample_weight, class_weight)
-        self.reset_metrics()
-        self._compiled.request_checks()
-        with loop.mode(self.module, training=True):
-            self.train_step(to_device(batch, self.device))
-        return _logs_result(loop.pythonify_logs(self.get_metrics_result()), return_dict)
+        run.check_fit_arguments(self, 0, method="train_on_batch")
+        return self._run(CallbackList()).on_batch(
+            "train", run.single_batch(x, y, sample_weight, class_weight), return_dict
+        )
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False):
         """Loss and metrics on one batch, without updating the weights."""
-        self._assert_compiled("test_on_batch")
-        batch = run.single_batch(x, y, sample_weight)
-        self.reset_metrics()
-        self._compiled.request_checks()
-        with loop.mode(self.module, training=False):
-            self.test_step(to_device(batch, self.device))
-        return _logs_result(loop.pythonify_logs(self.get_metrics_result()), return_dict)
+        run.check_fit_arguments(self, 0, method="test_on_batch")
+        return self._run(CallbackList()).on_batch("test", run.single_batch(x, y, sample_weight), return_dict)
 
     def predict_on_batch(self, x: Any):
         """The module's output on one batch, as NumPy arrays."""
-        batch = (data_adapters.to_tensors(x), None, None)
-        with loop.mode(self.module, training=False):
-            output = self.predict_step(to_device(batch, self.device))
-        return loop.concatenate_outputs([output])
+        return self._run(CallbackList()).on_batch("predict", run.single_batch(x, None, None), False)
 
-    # ------------------------------------------------------------------ helpers
     def _run(self, callbacks: CallbackList) -> run.Run:
         return run.Run(self, self._compiled, callbacks, custom_train_step=overrides(self, Model, "train_step"))
 
@@ -288,34 +318,25 @@ class Model(ModelIO):
             steps=steps,
         )  # fmt: skip
 
-    def _assert_compiled(self, method: str) -> None:
-        if self._compiled is None:
-            raise RuntimeError(
-                f"You must call compile() before {method}(): the model needs an optimizer "
-                "and a loss. Call model.compile(optimizer=..., loss=...). "
-                f"Received: {method}() on an uncompiled model"
-            )
-
 
 class Sequential(Model):
-    """``tc.Sequential([layer, ...])``: an ``nn.Sequential`` of the layers, wrapped."""
+    """``tc.Sequential([layer, ...])``: an ``nn.Sequential`` of the layers, wrapped; ``add`` appends."""
 
-    def __init__(self, layers: list[nn.Module] | None = None, device: str | torch.device = "auto"):
-        super().__init__(nn.Sequential(*(layers or [])), device=device)
+    def __init__(self, layers: list[nn.Module] | None = None, device: str | torch.device = "auto", name=None):
+        super().__init__(nn.Sequential(*(layers or [])), device=device, name=name)
+
+    def add(self, layer: nn.Module) -> None:
+        """Append ``layer`` (Keras' ``Sequential.add``), moved to the model's device."""
+        self.module.append(layer.to(self.device))
 
 
 def _identity(value: Any) -> Any:
     return value
 
 
-def _logs_result(logs: dict[str, Any], return_dict: bool) -> Any:
-    """evaluate's and ``*_on_batch``'s return: the dict, or its values (a scalar when there is one)."""
-    if return_dict:
-        return logs
-    values = list(logs.values())
-    return values[0] if len(values) == 1 else values
-
-
-def _check_verbose(verbose: Any) -> None:
-    if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
-        raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
+def _carried_loss(y_pred: Any) -> torch.Tensor | None:
+    """The loss a module's output carries (Hugging Face's ``output.loss``, or a ``"loss"`` key)."""
+    if isinstance(y_pred, dict):
+        return y_pred.get("loss")
+    loss = getattr(y_pred, "loss", None)
+    return loss if isinstance(loss, torch.Tensor) else None

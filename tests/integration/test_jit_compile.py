@@ -39,9 +39,9 @@ def _broken_compile(calls):
     def compile_(fn, *args, **kwargs):
         def compiled(data):
             calls.append(1)
-            model, (x, y, sample_weight) = fn.__self__, data
-            # As when the backward graph fails to compile: the forward ran and counted the loss.
-            model.compute_loss(x, y, model.forward(x), sample_weight)
+            model, (x, y, sample_weight) = fn.__self__, tc.utils.unpack_x_y_sample_weight(data)
+            # As when the backward graph fails to compile: the forward ran and counted the metrics.
+            model.compute_metrics(x, y, model(x), sample_weight)
             raise _DynamoLikeError("backend compiler failed")
 
         return compiled

@@ -11,6 +11,7 @@ functions built from them. Not: what a step computes (``Model.train_step``) or h
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ class Compiled:
     jit_compile: bool
     steps_per_execution: int
     cuda_graph: bool
+    needs_closure: bool  # the optimizer's step takes a closure (torch.optim.LBFGS)
     config: dict[str, Any]
     step_functions: dict[str, Any] = field(default_factory=dict)  # built once per compile(), kept across fits
 
@@ -50,6 +52,10 @@ class Compiled:
         if self.loss is not None:
             self.loss.request_checks(labels)
 
+    def engine_metrics(self) -> list:
+        """Every metric compile() made (the model's ``metrics`` may list others instead)."""
+        return [self.loss_tracker] + (self.loss.metrics if self.loss is not None else []) + self.metrics.metrics
+
     def tracked_metrics(self) -> list:
         """The loss tracker (when there is a loss), the per-output loss trackers, the compiled metrics."""
         trackers = [self.loss_tracker] + self.loss.metrics if self.loss is not None else []
@@ -57,35 +63,46 @@ class Compiled:
 
 
 def compile_model(
-    module: nn.Module,
+    model: nn.Module,
     device: torch.device,
     optimizer: Any,
     loss: Any,
     loss_weights: Any,
     metrics: Any,
     weighted_metrics: Any,
-    jit_compile: bool,
+    run_eagerly: bool,
     steps_per_execution: int,
+    jit_compile: bool | str,
+    auto_scale_loss: bool,
     cuda_graph: bool,
     dtype_policy: Any,
 ) -> Compiled:
-    """Check compile()'s arguments (string ids resolve now, so a typo fails here) and build."""
+    """Check compile()'s arguments (string ids resolve now, so a typo fails here) and build.
+
+    ``model`` is the ``tc.Model``: the optimizer covers all its parameters, DDP wraps its module.
+    """
     if not isinstance(steps_per_execution, int) or isinstance(steps_per_execution, bool) or steps_per_execution < 1:
         raise ValueError(
             f"`steps_per_execution` must be a positive integer. Received: steps_per_execution={steps_per_execution!r}"
         )
+    if jit_compile not in (True, False, "auto"):
+        raise ValueError(f"`jit_compile` must be True, False or 'auto'. Received: jit_compile={jit_compile!r}")
     compile_utils.check_ids(loss, metrics, weighted_metrics)
-    torch_optimizer = optimizers_module.build(optimizer, list(module.parameters()))
+    torch_optimizer = optimizers_module.build(optimizer, list(model.parameters()))
     policy = mixed_precision.get(dtype_policy or mixed_precision.global_policy())
+    jit = jit_compile is True and not run_eagerly  # "auto" is eager on the torch backend, as in Keras
+    graphs = bool(cuda_graph) and not run_eagerly
     config = {
         "optimizer": torch_optimizer,
         "loss": loss,
         "loss_weights": loss_weights,
         "metrics": metrics,
         "weighted_metrics": weighted_metrics,
-        "jit_compile": bool(jit_compile),
+        "run_eagerly": bool(run_eagerly),
         "steps_per_execution": steps_per_execution,
-        "cuda_graph": bool(cuda_graph),
+        "jit_compile": jit,
+        "auto_scale_loss": bool(auto_scale_loss),
+        "cuda_graph": graphs,
         "dtype_policy": policy,
     }
     return Compiled(
@@ -93,10 +110,18 @@ def compile_model(
         loss=CompiledLoss(loss, loss_weights) if loss is not None else None,
         metrics=CompiledMetrics(metrics, weighted_metrics),
         loss_tracker=metrics_module.Mean(name="loss").to(device),
-        precision=mixed_precision.Precision(policy, device, torch_optimizer),
-        ddp=distributed.wrap(module, device),
-        jit_compile=bool(jit_compile),
+        precision=mixed_precision.Precision(policy, device, torch_optimizer, scale_loss=bool(auto_scale_loss)),
+        ddp=distributed.wrap(model.module, device),
+        jit_compile=jit,
         steps_per_execution=steps_per_execution,
-        cuda_graph=bool(cuda_graph),
+        cuda_graph=graphs,
+        needs_closure=_step_needs_closure(torch_optimizer),
         config=config,
     )
+
+
+def _step_needs_closure(optimizer: torch.optim.Optimizer | None) -> bool:
+    if optimizer is None:
+        return False
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty

@@ -14,7 +14,7 @@ reads its batch logs as numbers pays for that read itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol
 
@@ -24,11 +24,25 @@ from torchcompile.core import process
 from torchcompile.core.tree import join_structures
 
 
-class LazyLogs(Mapping):
-    """Batch logs: running metric values as 0-d device tensors, computed on first read.
+def metrics_results(metrics: list) -> dict[str, Any]:
+    """``{name: result}`` of ``metrics`` as device tensors; a metric whose result is a dict adds its
+    entries (Keras flattens them)."""
+    results: dict[str, Any] = {}
+    for metric in metrics:
+        value = metric.result()
+        if isinstance(value, Mapping):
+            results.update(value)
+        else:
+            results[metric.name] = value
+    return results
 
-    Nothing is computed when no callback reads the logs, so the hot path stays free of
-    extra kernels and host syncs; reading a value as a Python number is what syncs.
+
+class LazyLogs(MutableMapping):
+    """Logs of running metric values as 0-d device tensors, computed on first read.
+
+    The default steps return these: nothing is computed when no callback reads the logs, so
+    the hot path stays free of extra kernels and host syncs; reading a value as a Python number
+    is what syncs. A step may add entries (``logs["extra"] = value``), as to a dict.
     """
 
     def __init__(self, metrics: Callable[[], list]):
@@ -37,11 +51,17 @@ class LazyLogs(Mapping):
 
     def _resolve(self) -> dict[str, Any]:
         if self._values is None:
-            self._values = {m.name: m.result() for m in self._metrics()}
+            self._values = metrics_results(self._metrics())
         return self._values
 
     def __getitem__(self, key: str) -> Any:
         return self._resolve()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._resolve()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._resolve()[key]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._resolve())
@@ -49,6 +69,11 @@ class LazyLogs(Mapping):
     def __len__(self) -> int:
         # Without computing anything: `if logs:` in a callback must not resolve the logs.
         return len(self._values) if self._values is not None else len(self._metrics())
+
+    @property
+    def is_metrics_result(self) -> bool:
+        """Whether these are exactly the metrics' results (no entry added by a step)."""
+        return self._values is None or set(self._values) == set(metrics_results(self._metrics()))
 
 
 class Trainable(Protocol):
@@ -82,7 +107,8 @@ def run_epoch(
     steps_per_execution: int = 1,
     resume: Any = None,
 ) -> list:
-    """Run one pass over ``epoch_iterator`` and return what predict steps produced.
+    """Run one pass over ``epoch_iterator``; return what predict steps produced, or ``[the last
+    train/test step's logs]``.
 
     Args:
         model: reads ``stop_training`` after each group, and ``metrics`` for the batch logs.
@@ -104,6 +130,7 @@ def run_epoch(
     batches = epoch_iterator.enumerate_epoch()
     if resume is not None:
         batches = resume.batches(batches)
+    last = None
     for steps, group in _groups(batches, steps_per_execution):
         if with_hooks:
             begin_hook(steps[0], None)
@@ -113,14 +140,21 @@ def run_epoch(
             results = [step_fn(prepare(batch, mode)) for batch in group]
         if mode == "predict":
             outputs.extend(results)
+        else:
+            last = results[-1]
         if with_hooks:
-            logs = {"outputs": results[-1]} if mode == "predict" else LazyLogs(lambda: model.metrics)
-            end_hook(steps[-1], logs)
+            end_hook(steps[-1], {"outputs": results[-1]} if mode == "predict" else step_logs(model, last))
         if mode == "train" and model.stop_training and not process.is_distributed():
             break  # several processes stop together at the epoch's end (distributed.end_epoch)
     if epoch_iterator.ran_out_of_data and mode == "train":
         model.stop_training = True
-    return outputs
+    return outputs if mode == "predict" else [last]
+
+
+def step_logs(model: Trainable, result: Any) -> Mapping:
+    """What a train/test step returned (Keras: the logs callbacks see), or the running metric
+    values when it returned no dict (a step written for an older contract, or a CUDA graph replay)."""
+    return result if isinstance(result, Mapping) else LazyLogs(lambda: model.metrics)
 
 
 def _identity(batch: Any, mode: str) -> Any:

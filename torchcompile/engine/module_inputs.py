@@ -8,8 +8,9 @@ anything else as the single input.
 
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
@@ -58,3 +59,16 @@ def takes_keywords(module: nn.Module, x: dict) -> bool:
         "and forward takes a single input. Rename the keys to forward's arguments. "
         f"Received: x keys={list(x)}"
     )
+
+
+def takes_argument(module: Any, name: str, method: str = "forward") -> bool:
+    """Whether ``module``'s ``method`` names an argument ``name`` (cached per class)."""
+    return name in _argument_names(getattr(type(module), method, None))
+
+
+@functools.lru_cache(maxsize=512)
+def _argument_names(function: Callable | None) -> frozenset[str]:
+    try:
+        return frozenset(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return frozenset()

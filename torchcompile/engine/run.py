@@ -11,11 +11,14 @@ validation.py), what a step computes (Model), one epoch's batches (engine/loop.p
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
 
 from torchcompile import optimizers as optimizers_module
+from torchcompile.core.batches import pack_x_y_sample_weight
 from torchcompile.engine import data_adapters, distributed, execution, loop, validation
 from torchcompile.engine.compiled import Compiled
 from torchcompile.engine.device import to_device
@@ -71,6 +74,7 @@ class Run:
         """Train for ``epochs``; returns the callbacks' History."""
         model, callbacks = self.model, self.callbacks
         model.stop_training = False
+        self._place()
         state = TrainingState(model, self.compiled, callbacks)
         resume = state if callbacks.set_training_state(state) else None
         train_fn = self.step_function("train")
@@ -81,9 +85,9 @@ class Run:
             model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
             with loop.mode(model.module, training=True):
-                self._run_epoch("train", train, train_fn, resume)
+                (last,) = self._run_epoch("train", train, train_fn, resume)
             model.stop_training = distributed.end_epoch(model.module, model.metrics, model.stop_training)
-            epoch_logs = loop.pythonify_logs(model.get_metrics_result())  # host sync, once per epoch
+            epoch_logs = self._epoch_logs(last)  # host sync, once per epoch
             if val is not None and validation.should_validate(epoch, validation_freq):
                 epoch_logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
@@ -98,22 +102,61 @@ class Run:
     def evaluate(self, iterator: EpochIterator) -> dict[str, Any]:
         """Loss and metrics over one pass, as Python numbers (the test hooks run around it)."""
         model = self.model
+        self._place()
         model.reset_metrics()
         self.callbacks.on_test_begin()
         with loop.mode(model.module, training=False):
-            self._run_epoch("test", iterator, self.step_function("test"))
+            (last,) = self._run_epoch("test", iterator, self.step_function("test"))
         distributed.all_reduce_metrics(model.metrics)  # several processes: global values
-        logs = loop.pythonify_logs(model.get_metrics_result())  # host sync, once per evaluation
+        logs = self._epoch_logs(last)  # host sync, once per evaluation
         self.callbacks.on_test_end(logs)
         return logs
 
-    def predict(self, iterator: EpochIterator) -> list:
-        """Every predict step's output, in order (this process's share under several processes)."""
+    def predict(self, iterator: EpochIterator, x: Any) -> Any:
+        """The outputs over ``iterator`` as NumPy arrays, in the module's output structure (every
+        process's share gathered in order under several processes)."""
+        self._place()
         self.callbacks.on_predict_begin()
         with loop.mode(self.model.module, training=False):
             outputs = self._run_epoch("predict", iterator, self.step_function("predict"))
         self.callbacks.on_predict_end()
-        return outputs
+        if not outputs:
+            raise ValueError(
+                "predict() got no batches from `x`; pass data with at least one sample. "
+                f"Received: x of type {type(x).__name__}"
+            )
+        predictions = loop.concatenate_outputs(outputs)
+        sharding = getattr(iterator.adapter, "sharding", None)  # several processes: each predicted its share
+        return predictions if sharding is None else distributed.gather_predictions(predictions, sharding)
+
+    def on_batch(self, mode: str, batch: tuple, return_dict: bool) -> Any:
+        """``train_on_batch`` / ``test_on_batch`` / ``predict_on_batch`` on one CPU batch."""
+        self._place()
+        model = self.model
+        if mode != "predict":
+            model.reset_metrics()
+            self.compiled.request_checks()
+        with loop.mode(model.module, training=mode == "train"):
+            result = self.step_function(mode)(self.prepare(batch, mode))
+        if mode == "predict":
+            return loop.concatenate_outputs([result])
+        return logs_result(self._epoch_logs(result), return_dict)
+
+    def _epoch_logs(self, last: Any) -> dict[str, Any]:
+        """Keras' rule: the metrics' results, unless the last step returned other keys (then its logs)."""
+        metric_logs = self.model.get_metrics_result()
+        if isinstance(last, loop.LazyLogs) and last.is_metrics_result or not isinstance(last, Mapping):
+            return loop.pythonify_logs(metric_logs)
+        return loop.pythonify_logs(metric_logs if set(last) == set(metric_logs) else dict(last))
+
+    def _place(self) -> None:
+        """Submodules and metrics made after the model moved (a subclass's own) join its device."""
+        model, device = self.model, self.model.device
+        if any(t.device != device for t in itertools.chain(model.module.parameters(), model.module.buffers())):
+            model.to(device)
+        for metric in model.metrics:
+            if isinstance(metric, torch.nn.Module) and getattr(metric, "device", device) != device:
+                metric.to(device)
 
     # ------------------------------------------------------------ steps
     def step_function(self, mode: str) -> Callable[[Any], Any]:
@@ -131,12 +174,13 @@ class Run:
             )
         return compiled.step_functions[mode]
 
-    def prepare(self, batch: Any, mode: str) -> Any:
-        """Check a CPU batch's sparse labels (no device sync, never a device-side assert), then move it."""
+    def prepare(self, batch: tuple, mode: str) -> Any:
+        """Check a CPU batch's sparse labels (no device sync, never a device-side assert), move it,
+        and pack it as a step receives it: ``x``, ``(x, y)`` or ``(x, y, sample_weight)`` (Keras)."""
         loss = self.compiled.loss if self.compiled is not None else None
         if self.check_labels_per_batch and mode != "predict" and batch[1] is not None and loss and loss.built:
             loss.check_labels(batch[1])
-        return to_device(batch, self.model.device)
+        return pack_x_y_sample_weight(*to_device(batch, self.model.device))
 
     def _run_epoch(self, mode: str, iterator: EpochIterator, step_fn: Callable, resume: Any = None) -> list:
         adapter = iterator.adapter
@@ -156,7 +200,7 @@ class Run:
             iterator,
             self.callbacks,
             step_fn,
-            prepare=None if ready else self.prepare,
+            prepare=_pack if ready else self.prepare,
             steps_per_execution=spe,
             resume=resume,
         )
@@ -200,3 +244,37 @@ def single_batch(x: Any, y: Any, sample_weight: Any, class_weight: Any = None) -
     """``*_on_batch``'s data as one CPU batch, checked as fit checks its arrays."""
     adapter = data_adapters.get_data_adapter(x, y, sample_weight, None, False, class_weight, steps=1)
     return next(iter(adapter))
+
+
+def _pack(batch: tuple, mode: str) -> Any:
+    return pack_x_y_sample_weight(*batch)
+
+
+def logs_result(logs: dict[str, Any], return_dict: bool) -> Any:
+    """evaluate's and ``*_on_batch``'s return: the dict, or its values (a scalar when there is one)."""
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def check_fit_arguments(
+    model: Any, verbose: Any, epochs: Any = 1, custom_train_step: bool = False, method: str = "fit"
+) -> None:
+    """Refuse, before any work, what fit/evaluate/predict/*_on_batch cannot run with."""
+    if method != "predict" and method != "predict_on_batch" and not model.compiled:
+        raise RuntimeError(
+            f"You must call compile() before {method}(): the model needs an optimizer "
+            "and a loss. Call model.compile(optimizer=..., loss=...). "
+            f"Received: {method}() on an uncompiled model"
+        )
+    if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
+        raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        raise TypeError(f"`epochs` must be an integer. Received: epochs={epochs!r}")
+    if method in ("fit", "train_on_batch") and model.optimizer is None and not custom_train_step:
+        raise ValueError(
+            f"{method}() needs an optimizer: compile(optimizer=None) left the model without one. "
+            "Pass optimizer=... (an id such as 'adam', a tc.optimizers object or a torch optimizer). "
+            "Received: optimizer=None"
+        )

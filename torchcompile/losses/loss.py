@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from torchcompile.core.registry import to_snake_case
 from torchcompile.losses import functions, probabilistic
@@ -62,12 +63,13 @@ def _to_tensor(
     return x
 
 
-class Loss:
+class Loss(nn.Module):
     """Base class of losses: ``loss(y_true, y_pred, sample_weight=None)`` → a reduced tensor.
 
     Subclasses implement ``call(y_true, y_pred)``, returning per-sample values; ``__call__``
     converts the inputs (floats to ``dtype``, on y_pred's device), applies ``sample_weight``
-    and reduces, as Keras 3 does.
+    and reduces, as Keras 3 does. A ``torch.nn.Module`` (``forward`` is the same call), with
+    Keras' argument order ``(y_true, y_pred)``; torch's own loss modules keep ``(input, target)``.
 
     Args:
         reduction: ``"sum_over_batch_size"`` (the mean over every value), ``"sum"``,
@@ -88,6 +90,7 @@ class Loss:
     class_axis: int = -1  # the axis of y_pred that holds the classes
 
     def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = None, dtype: Any = None):
+        super().__init__()
         self.name = name or to_snake_case(type(self).__name__)
         self.reduction = standardize_reduction(reduction)
         self.dtype = _standardize_dtype(dtype)
@@ -98,6 +101,10 @@ class Loss:
         values = self.call(y_true, y_pred)
         mask = self.compute_mask(y_true, y_pred)
         return reduce_weighted_values(values, sample_weight, mask, self.reduction)
+
+    def forward(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
+        """``loss(y_true, y_pred, sample_weight)``; ``__call__`` runs it without nn.Module's hook machinery."""
+        return self(y_true, y_pred, sample_weight)
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
         """Per-sample loss values. Subclasses implement this."""

@@ -187,12 +187,7 @@ class _ThresholdMetric(Metric):
     def _set_thresholds(self, values: list[float], evenly: bool) -> None:
         self._threshold_values, self._evenly = values, evenly
         self._with_epsilon = evenly and (values[0] < 0.0 or values[-1] > 1.0)
-        self._thresholds = torch.tensor(values, dtype=self.dtype).to(self._device)
-
-    def to(self, device: str | torch.device) -> _ThresholdMetric:
-        super().to(device)
-        self._thresholds = self._thresholds.to(self._device)
-        return self
+        self.register_buffer("_thresholds", torch.tensor(values, dtype=self.dtype).to(self._device), persistent=False)
 
     def _counts(self, y_true: Any, y_pred: Any, sample_weight: Any, **kwargs: Any) -> Counts:
         weight = None if sample_weight is None else self._tensor(sample_weight, self.dtype)
@@ -386,7 +381,8 @@ class AUC(_ThresholdMetric):
         self.num_thresholds = len(inner) + 2
         self._set_thresholds([0.0 - EPSILON] + inner + [1.0 + EPSILON], evenly)
         self.multi_label, self.num_labels, self.from_logits = multi_label, num_labels, from_logits
-        self.label_weights = None if label_weights is None else self._tensor(label_weights, self.dtype)
+        weights = None if label_weights is None else self._tensor(label_weights, self.dtype)
+        self.register_buffer("label_weights", weights, persistent=False)
         self._built = False
         if num_labels and not multi_label:
             raise ValueError(
@@ -404,12 +400,6 @@ class AUC(_ThresholdMetric):
         for state in _STATES:
             self.add_state(state, torch.zeros(shape))
         self._built = True
-
-    def to(self, device: str | torch.device) -> AUC:
-        super().to(device)
-        if self.label_weights is not None:
-            self.label_weights = self.label_weights.to(self._device)
-        return self
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         y_pred = self._tensor(y_pred, self.dtype)

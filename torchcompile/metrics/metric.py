@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from torchcompile.core.registry import to_snake_case
 from torchcompile.core.shapes import squeeze_or_expand_to_same_rank
 
-__all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric"]
+__all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric", "StateVariable"]
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, allow_int: bool = False) -> torch.dtype:
@@ -62,13 +63,15 @@ def divide_no_nan(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(y == 0, torch.zeros_like(x), x / safe)
 
 
-class Metric:
+class Metric(nn.Module):
     """Stateful accumulator. State lives on one device; no method syncs the host.
 
-    Subclasses write ``__init__`` (calling ``add_state``), ``update_state`` and ``result``.
-    Keras' method names take Keras' argument order, ``update_state(y_true, y_pred,
-    sample_weight=None)``; torchmetrics' names take torchmetrics' order,
-    ``update(preds, target)``, so the metric also drops into torchmetrics code.
+    Subclasses write ``__init__`` (calling ``add_state``, or Keras' ``add_variable``),
+    ``update_state`` and ``result``. Keras' method names take Keras' argument order,
+    ``update_state(y_true, y_pred, sample_weight=None)``; torchmetrics' names take
+    torchmetrics' order, ``update(preds, target)``, so the metric also drops into torchmetrics
+    code. A ``torch.nn.Module``: the state is registered buffers, so ``.to()`` moves it and
+    ``state_dict()`` holds it.
 
     Args:
         name: the name shown in logs; defaults to the snake_case class name.
@@ -85,6 +88,7 @@ class Metric:
     _config_keys: tuple[str, ...] = ()  # constructor arguments that get_config returns
 
     def __init__(self, name: str | None = None, dtype: str | torch.dtype | None = None):
+        super().__init__()
         self.name = name or to_snake_case(type(self).__name__)
         self.dtype = resolve_dtype(dtype)
         self._device = torch.device("cpu")
@@ -98,13 +102,32 @@ class Metric:
     @property
     def variables(self) -> list[torch.Tensor]:
         """The state tensors, in the order they were added (Keras' name)."""
-        return [getattr(self, name) for name in self._defaults]
+        return [self._buffers[name] for name in self._defaults]
 
     def add_state(self, name: str, default: torch.Tensor | float) -> None:
-        """Register a state tensor, reset to ``default`` by ``reset_state``."""
+        """Register a state buffer, reset to ``default`` by ``reset_state``."""
         value = torch.as_tensor(default, dtype=self.dtype).to(self._device)
         self._defaults[name] = value
-        setattr(self, name, value.clone())
+        self.register_buffer(name, value.clone())
+
+    def add_variable(
+        self,
+        shape: tuple = (),
+        initializer: str | float | Callable = "zeros",
+        dtype: str | torch.dtype | None = None,
+        aggregation: str = "sum",
+        name: str | None = None,
+    ) -> StateVariable:
+        """Keras' way of declaring state: a ``StateVariable`` (``assign``, ``assign_add``, ``.value``)
+        over a registered buffer, reset to its initial value by ``reset_state``. ``aggregation`` is
+        Keras' argument; every state is summed across processes."""
+        name = name or f"variable_{len(self._defaults)}"
+        dtype = resolve_dtype(dtype, allow_int=True) if dtype is not None else self.dtype
+        value = _initial_value(initializer, tuple(shape), dtype)
+        buffer = f"_variable_{name}"  # so that `self.<name> = self.add_variable(name=<name>)` works
+        self._defaults[buffer] = value.to(self._device)
+        self.register_buffer(buffer, value.to(self._device).clone())
+        return StateVariable(self, buffer, name)
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement update_state().")
@@ -115,14 +138,13 @@ class Metric:
     def reset_state(self) -> None:
         """Set every state back to its default, in place, on its device."""
         for name, default in self._defaults.items():
-            getattr(self, name).copy_(default)
+            self._buffers[name].copy_(default)
 
-    def to(self, device: str | torch.device) -> Metric:
-        """Move every state tensor to ``device``; return ``self``."""
-        self._device = torch.device(device)
-        for name, default in self._defaults.items():
-            self._defaults[name] = default.to(self._device)
-            setattr(self, name, getattr(self, name).to(self._device))
+    def _apply(self, fn: Callable, recurse: bool = True) -> Metric:
+        # .to() / .cuda() / .double(): the buffers move with nn.Module; the defaults and device follow.
+        super()._apply(fn, recurse)
+        self._defaults = {name: fn(default) for name, default in self._defaults.items()}
+        self._device = fn(torch.empty(0, device=self._device)).device
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -330,9 +352,9 @@ class ForeignMetric(Metric):
     def reset_state(self) -> None:
         self.obj.reset()
 
-    def to(self, device: str | torch.device) -> ForeignMetric:
-        super().to(device)
-        if callable(getattr(self.obj, "to", None)):
+    def _apply(self, fn: Callable, recurse: bool = True) -> ForeignMetric:
+        super()._apply(fn, recurse)  # a torchmetrics metric is an nn.Module: a child, moved with us
+        if not isinstance(self.obj, nn.Module) and callable(getattr(self.obj, "to", None)):
             moved = self.obj.to(self._device)
             self.obj = moved if moved is not None else self.obj
         return self
@@ -342,3 +364,55 @@ class ForeignMetric(Metric):
 
     def _foreign(self, x: Any) -> Any:
         return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, device=self._device)
+
+
+class StateVariable:
+    """A metric state declared with Keras' ``add_variable``: ``assign``, ``assign_add``,
+    ``assign_sub`` and ``.value`` over the metric's registered buffer (in place, on its device).
+
+    Use ``.value`` where Keras code uses the variable as a tensor (``return self.total.value``).
+    """
+
+    def __init__(self, owner: Metric, buffer: str, name: str):
+        self._owner, self._buffer, self.name = owner, buffer, name
+
+    @property
+    def value(self) -> torch.Tensor:
+        return self._owner._buffers[self._buffer]
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.value.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.value.dtype
+
+    def assign(self, value: Any) -> None:
+        self.value.copy_(as_tensor(value, self.value.device, self.value.dtype))
+
+    def assign_add(self, value: Any) -> None:
+        self.value.add_(as_tensor(value, self.value.device, self.value.dtype))
+
+    def assign_sub(self, value: Any) -> None:
+        self.value.sub_(as_tensor(value, self.value.device, self.value.dtype))
+
+    def numpy(self) -> Any:
+        return self.value.detach().cpu().numpy()
+
+    def __repr__(self) -> str:
+        return f"<StateVariable {self.name} shape={tuple(self.shape)} dtype={self.dtype}>"
+
+
+def _initial_value(initializer: Any, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """Keras' initializer names ("zeros", "ones"), a number, or a callable ``(shape, dtype)``."""
+    if callable(initializer):
+        return torch.as_tensor(initializer(shape, dtype=dtype), dtype=dtype)
+    if isinstance(initializer, str):
+        if initializer.lower() not in ("zeros", "ones"):
+            raise ValueError(
+                "A metric variable's initializer is 'zeros', 'ones', a number or a callable (shape, dtype). "
+                f"Received: initializer={initializer!r}"
+            )
+        return (torch.zeros if initializer.lower() == "zeros" else torch.ones)(shape, dtype=dtype)
+    return torch.full(shape, float(initializer), dtype=dtype)
