@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from torchcompile.utils.py_dataset import PyDataset
 from torchcompile.core.batches import pack_x_y_sample_weight, unpack_x_y_sample_weight
+from torchcompile.utils.py_dataset import PyDataset
 from torchcompile.utils.random import set_random_seed
 
-__all__: list[str] = ["PyDataset", "set_random_seed"]
+__all__: list[str] = ["PyDataset", "pack_x_y_sample_weight", "set_random_seed", "unpack_x_y_sample_weight"]
