@@ -20,9 +20,8 @@ from torchcompile.callbacks.callback_list import CallbackList
 from torchcompile.core.batches import unpack_x_y_sample_weight
 from torchcompile.core.overrides import overrides
 from torchcompile.core.registry import to_snake_case
-from torchcompile.core.tree import flatten, map_structure
+from torchcompile.engine import compile_utils, distributed, loop, module_inputs, run
 from torchcompile.engine import compiled as compiled_module
-from torchcompile.engine import distributed, loop, module_inputs, run
 from torchcompile.engine.device import resolve_device
 from torchcompile.model_io import ModelIO
 
@@ -72,21 +71,11 @@ class Model(ModelIO, nn.Module):
         keyword inputs when the forward takes those names). ``training`` is Keras': passed on when
         the forward takes it, else dropped after switching train/eval mode as Keras' torch wrapper
         does. Under several processes, a forward that records gradients runs through DDP."""
-        module = self.module
+        module, compiled = self.module, self._compiled
         if module is self:
-            if training is not None and module_inputs.takes_argument(self, "training", method="call"):
-                kwargs["training"] = training
-            return self.call(*args, **kwargs)
-        if training is not None:
-            if module_inputs.takes_argument(module, "training"):
-                kwargs["training"] = training
-            elif module.training != training:
-                module.train(training)
-        ddp = self._compiled.ddp if self._compiled is not None else None
-        target = ddp if ddp is not None and torch.is_grad_enabled() else module
-        if len(args) == 1 and not kwargs:
-            return module_inputs.call(target, args[0], signature_of=module)
-        return target(*args, **kwargs)
+            return module_inputs.forward(self, args, kwargs, training, method="call")
+        ddp = compiled.ddp if compiled is not None and torch.is_grad_enabled() else None
+        return module_inputs.forward(module, args, kwargs, training, through=ddp)
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
         """Keras' forward for a subclass that is its own network: override it (or ``forward``)."""
@@ -100,10 +89,7 @@ class Model(ModelIO, nn.Module):
         super()._apply(fn, recurse)
         self.device = fn(torch.empty(0, device=self.__dict__.get("device", "cpu"))).device
         if self.__dict__.get("_compiled") is not None:
-            for metric in self._compiled.engine_metrics():
-                metric._apply(fn)
-            if self.optimizer is not None and self.optimizer.state:
-                self.optimizer.load_state_dict(self.optimizer.state_dict())  # torch casts state to each param
+            self._compiled.apply(fn)
         return self
 
     # ------------------------------------------------------------------ compile
@@ -152,11 +138,10 @@ class Model(ModelIO, nn.Module):
         with compiled.precision.autocast():  # a no-op unless a mixed dtype_policy is set
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
-        self._track_loss(loss, x)
+        compiled.track_loss(loss, x)
         optimizer = self.optimizer
         optimizer.zero_grad(set_to_none=True)
-        if compiled.needs_closure:  # LBFGS re-evaluates the loss itself (torch.optim's closure protocol)
-            loss.backward()
+        if compiled.needs_closure:  # LBFGS evaluates the loss itself (torch.optim's closure protocol)
             optimizer.step(lambda: self._closure_loss(x, y, sample_weight))
         else:
             compiled.precision.backward_and_step(loss, optimizer)  # loss scaling for mixed_float16
@@ -167,8 +152,8 @@ class Model(ModelIO, nn.Module):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._compiled.precision.autocast():
             y_pred = self(x, training=False)
-            if self._compiled.loss is not None or _carried_loss(y_pred) is not None:
-                self._track_loss(self.compute_loss(x, y, y_pred, sample_weight, training=False), x)
+            if self._compiled.loss is not None or compile_utils.carried_loss(y_pred) is not None:
+                self._compiled.track_loss(self.compute_loss(x, y, y_pred, sample_weight, training=False), x)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def predict_step(self, data: Any) -> Any:
@@ -186,7 +171,7 @@ class Model(ModelIO, nn.Module):
         the loss the module's output carries (a ``loss`` attribute or key), as Hugging Face models'."""
         compiled_loss = self._compiled.loss
         if compiled_loss is None:
-            carried = _carried_loss(y_pred)
+            carried = compile_utils.carried_loss(y_pred)
             if carried is not None:
                 return carried
             raise ValueError(
@@ -203,18 +188,8 @@ class Model(ModelIO, nn.Module):
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         """Update the compiled metrics; return the logs: every metric's result, computed when read."""
         if y is not None:
-            precision = self._compiled.precision
-            cast = precision.float32 if precision.enabled else _identity  # metrics in float32 (Keras)
-            if isinstance(y_pred, torch.Tensor):  # one output, the common case
-                detached = cast(y_pred.detach())
-            else:
-                detached = map_structure(lambda t: cast(t.detach()) if isinstance(t, torch.Tensor) else t, y_pred)
-            self._compiled.metrics.update_state(y, detached, sample_weight)
+            self._compiled.update_metrics(y, y_pred, sample_weight)
         return loop.LazyLogs(self._metrics_now)
-
-    def _track_loss(self, loss: torch.Tensor, x: Any) -> None:
-        batch_size = next(t for t in flatten(x) if t is not None).shape[0]
-        self._compiled.loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
 
     def _closure_loss(self, x: Any, y: Any, sample_weight: Any) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -261,7 +236,7 @@ class Model(ModelIO, nn.Module):
         """
         run.check_fit_arguments(self, verbose, epochs, custom_train_step=overrides(self, Model, "train_step"))
         train, val = run.fit_iterators(
-            x, y, sample_weight, batch_size, epochs, initial_epoch, self.device, shuffle, class_weight,
+            self, x, y, sample_weight, batch_size, epochs, initial_epoch, shuffle, class_weight,
             steps_per_epoch, validation_split, validation_data, validation_steps, validation_batch_size,
             validation_freq,
         )  # fmt: skip
@@ -277,7 +252,7 @@ class Model(ModelIO, nn.Module):
     ):  # fmt: skip
         """Loss and metrics over the data: a scalar, a list ``[loss, metric, ...]`` or a dict."""
         run.check_fit_arguments(self, verbose, method="evaluate")
-        iterator = run.data_iterator(x, y, sample_weight, batch_size, steps, self.device)
+        iterator = run.data_iterator(self, x, y, sample_weight, batch_size, steps)
         logs = self._run(self._callbacks(callbacks, verbose, 1, iterator.num_steps)).evaluate(iterator)
         return run.logs_result(logs, return_dict)
 
@@ -287,7 +262,7 @@ class Model(ModelIO, nn.Module):
     ):  # fmt: skip
         """The module's outputs over ``x`` as NumPy arrays (its output structure), batches concatenated."""
         run.check_fit_arguments(self, verbose, method="predict")
-        iterator = run.data_iterator(x, None, None, batch_size, steps, self.device)
+        iterator = run.data_iterator(self, x, None, None, batch_size, steps)
         return self._run(self._callbacks(callbacks, verbose, 1, iterator.num_steps)).predict(iterator, x)
 
     def train_on_batch(
@@ -297,17 +272,17 @@ class Model(ModelIO, nn.Module):
         """One optimizer step on one batch; returns its loss and metrics (metrics reset first)."""
         run.check_fit_arguments(self, 0, method="train_on_batch")
         return self._run(CallbackList()).on_batch(
-            "train", run.single_batch(x, y, sample_weight, class_weight), return_dict
+            "train", run.single_batch(self, x, y, sample_weight, class_weight), return_dict
         )
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False):
         """Loss and metrics on one batch, without updating the weights."""
         run.check_fit_arguments(self, 0, method="test_on_batch")
-        return self._run(CallbackList()).on_batch("test", run.single_batch(x, y, sample_weight), return_dict)
+        return self._run(CallbackList()).on_batch("test", run.single_batch(self, x, y, sample_weight), return_dict)
 
     def predict_on_batch(self, x: Any):
         """The module's output on one batch, as NumPy arrays."""
-        return self._run(CallbackList()).on_batch("predict", run.single_batch(x, None, None), False)
+        return self._run(CallbackList()).on_batch("predict", run.single_batch(self, x, None, None), False)
 
     def _run(self, callbacks: CallbackList) -> run.Run:
         return run.Run(self, self._compiled, callbacks, custom_train_step=overrides(self, Model, "train_step"))
@@ -328,15 +303,3 @@ class Sequential(Model):
     def add(self, layer: nn.Module) -> None:
         """Append ``layer`` (Keras' ``Sequential.add``), moved to the model's device."""
         self.module.append(layer.to(self.device))
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _carried_loss(y_pred: Any) -> torch.Tensor | None:
-    """The loss a module's output carries (Hugging Face's ``output.loss``, or a ``"loss"`` key)."""
-    if isinstance(y_pred, dict):
-        return y_pred.get("loss")
-    loss = getattr(y_pred, "loss", None)
-    return loss if isinstance(loss, torch.Tensor) else None

@@ -307,3 +307,9 @@ def _as_list(value: Any) -> list:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def carried_loss(y_pred: Any) -> torch.Tensor | None:
+    """The loss a module's output carries (Hugging Face's ``output.loss``, or a ``"loss"`` key)."""
+    loss = y_pred.get("loss") if isinstance(y_pred, dict) else getattr(y_pred, "loss", None)
+    return loss if isinstance(loss, torch.Tensor) else None

@@ -21,6 +21,7 @@ from torch import nn
 from torchcompile import metrics as metrics_module
 from torchcompile import mixed_precision
 from torchcompile import optimizers as optimizers_module
+from torchcompile.core.tree import flatten, map_structure
 from torchcompile.engine import compile_utils, distributed
 from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
 
@@ -51,6 +52,27 @@ class Compiled:
         """Run the first-batch checks (a host sync) on the next batch that computes the loss."""
         if self.loss is not None:
             self.loss.request_checks(labels)
+
+    def track_loss(self, loss: torch.Tensor, x: Any) -> None:
+        """The epoch's loss: the batch-size-weighted mean of the batch losses (Keras' loss tracker)."""
+        batch_size = next(t for t in flatten(x) if t is not None).shape[0]
+        self.loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
+
+    def update_metrics(self, y: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """The compiled metrics on detached predictions, in float32 under a mixed policy (Keras)."""
+        cast = self.precision.float32 if self.precision.enabled else _identity
+        if isinstance(y_pred, torch.Tensor):  # one output, the common case
+            detached = cast(y_pred.detach())
+        else:
+            detached = map_structure(lambda t: cast(t.detach()) if isinstance(t, torch.Tensor) else t, y_pred)
+        self.metrics.update_state(y, detached, sample_weight)
+
+    def apply(self, fn: Any) -> None:
+        """After ``model.to()`` / ``.double()``: move the metrics' state, and the optimizer's with its params."""
+        for metric in self.engine_metrics():
+            metric._apply(fn)
+        if self.optimizer is not None and self.optimizer.state:
+            self.optimizer.load_state_dict(self.optimizer.state_dict())  # torch casts state to each param
 
     def engine_metrics(self) -> list:
         """Every metric compile() made (the model's ``metrics`` may list others instead)."""
@@ -125,3 +147,7 @@ def _step_needs_closure(optimizer: torch.optim.Optimizer | None) -> bool:
         return False
     closure = inspect.signature(optimizer.step).parameters.get("closure")
     return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def _identity(value: Any) -> Any:
+    return value

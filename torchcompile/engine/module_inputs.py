@@ -61,6 +61,24 @@ def takes_keywords(module: nn.Module, x: dict) -> bool:
     )
 
 
+def forward(
+    module: nn.Module, args: tuple, kwargs: dict, training: bool | None, through: Any = None, method: str = "forward"
+) -> Any:
+    """``module(*args, **kwargs)`` as ``model(...)`` calls it: one argument goes by the rule above;
+    Keras' ``training`` is passed on when ``method`` takes it, else dropped after switching
+    train/eval mode (as Keras' torch module wrapper does). ``through`` is the module's
+    DistributedDataParallel wrapper, when it records gradients under several processes."""
+    if training is not None:
+        if takes_argument(module, "training", method):
+            kwargs["training"] = training
+        elif module.training != training:
+            module.train(training)
+    target = getattr(module, method) if method != "forward" else (through or module)
+    if len(args) == 1 and not kwargs and method == "forward":
+        return call(target, args[0], signature_of=module)
+    return target(*args, **kwargs)
+
+
 def takes_argument(module: Any, name: str, method: str = "forward") -> bool:
     """Whether ``module``'s ``method`` names an argument ``name`` (cached per class)."""
     return name in _argument_names(getattr(type(module), method, None))

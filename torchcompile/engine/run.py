@@ -28,21 +28,24 @@ from torchcompile.engine.resume import TrainingState
 
 
 def data_iterator(
+    model: Trainable,
     x: Any,
     y: Any,
     sample_weight: Any,
     batch_size: int | None,
     steps: int | None,
-    device: torch.device,
     shuffle: bool = False,
     class_weight: Any = None,
     training: bool = False,
 ) -> EpochIterator:
-    """The batches of one fit/evaluate/predict argument set, sharded under several processes."""
+    """The batches of one fit/evaluate/predict argument set, on ``model``'s device, float inputs in
+    its parameters' dtype (sharded under several processes)."""
     sharding = distributed.sharding_for(x, batch_size, steps, training)  # None in one process
+    float_dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     adapter = data_adapters.get_data_adapter(
-        x, y, sample_weight, batch_size, shuffle, class_weight, device, steps=steps, sharding=sharding
-    )
+        x, y, sample_weight, batch_size, shuffle, class_weight, model.device, steps=steps, sharding=sharding,
+        float_dtype=float_dtype,
+    )  # fmt: skip
     # Training carries a partly read pass into the next epoch; evaluation starts afresh (Keras).
     return EpochIterator(adapter, steps, carry_over=training)
 
@@ -207,13 +210,13 @@ class Run:
 
 
 def fit_iterators(
+    model: Trainable,
     x: Any,
     y: Any,
     sample_weight: Any,
     batch_size: int | None,
     epochs: int,
     initial_epoch: int,
-    device: torch.device,
     shuffle: bool,
     class_weight: Any,
     steps_per_epoch: int | None,
@@ -227,23 +230,22 @@ def fit_iterators(
     if validation_split and validation_data is None:
         (x, y, sample_weight), validation_data = validation.split(x, y, sample_weight, validation_split)
     train = data_iterator(
-        x, y, sample_weight, batch_size, steps_per_epoch, device, shuffle=shuffle, class_weight=class_weight,
+        model, x, y, sample_weight, batch_size, steps_per_epoch, shuffle=shuffle, class_weight=class_weight,
         training=True,
     )  # fmt: skip
     train.check_passes(epochs - initial_epoch, "steps_per_epoch")
     if validation_data is None:
         return train, None
     vx, vy, vsw, vbs = validation.unpack(validation_data, validation_batch_size, batch_size)
-    val = data_iterator(vx, vy, vsw, vbs, validation_steps, device)
+    val = data_iterator(model, vx, vy, vsw, vbs, validation_steps)
     validations = sum(validation.should_validate(e, validation_freq) for e in range(initial_epoch, epochs))
     val.check_passes(validations, "validation_steps", source="validation_data")
     return train, val
 
 
-def single_batch(x: Any, y: Any, sample_weight: Any, class_weight: Any = None) -> tuple:
+def single_batch(model: Trainable, x: Any, y: Any, sample_weight: Any, class_weight: Any = None) -> tuple:
     """``*_on_batch``'s data as one CPU batch, checked as fit checks its arrays."""
-    adapter = data_adapters.get_data_adapter(x, y, sample_weight, None, False, class_weight, steps=1)
-    return next(iter(adapter))
+    return next(iter(data_iterator(model, x, y, sample_weight, None, 1, class_weight=class_weight).adapter))
 
 
 def _pack(batch: tuple, mode: str) -> Any:
