@@ -38,6 +38,8 @@ def main(epochs: int = 5, verbose: int | str = "auto", plot_path: str | None = N
     )
     model = tc.Model(module)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # To watch it in TensorBoard (pip install "torchcompile[tensorboard]"; tensorboard --logdir logs), pass
+    # callbacks=[tc.callbacks.TensorBoard("logs")] to fit.
     history = model.fit(x_train, y_train, batch_size=32, epochs=epochs, validation_split=0.2, verbose=verbose)
 
     results = model.evaluate(x_test, y_test, return_dict=True, verbose=0)

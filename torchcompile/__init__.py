@@ -8,6 +8,7 @@ history = model.fit(x, y, epochs=5, validation_split=0.2)
 """
 
 from torchcompile import callbacks, losses, metrics, mixed_precision, optimizers, utils
+from torchcompile.export import load_exported
 from torchcompile.loading import load_model
 from torchcompile.model import Model, Sequential
 from torchcompile.plotting import plot_history
@@ -17,6 +18,7 @@ __all__ = [
     "Model",
     "Sequential",
     "load_model",
+    "load_exported",
     "plot_history",
     "callbacks",
     "losses",

@@ -127,8 +127,7 @@ class Model(ModelIO, nn.Module):
     dtype_policy = property(lambda self: self._setting("dtype_policy", None))
 
     def _setting(self, name: str, default: Any) -> Any:
-        compiled = self.__dict__.get("_compiled")
-        return compiled.config[name] if compiled is not None else default
+        return self._compiled.config[name] if self.__dict__.get("_compiled") is not None else default
 
     # ------------------------------------------------------------------ steps (Keras 3's contract)
     def train_step(self, data: Any) -> Any:
@@ -139,12 +138,11 @@ class Model(ModelIO, nn.Module):
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         compiled.track_loss(loss, x)
-        optimizer = self.optimizer
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         if compiled.needs_closure:  # LBFGS evaluates the loss itself (torch.optim's closure protocol)
-            optimizer.step(lambda: self._closure_loss(x, y, sample_weight))
+            self.optimizer.step(lambda: self._closure_loss(x, y, sample_weight))
         else:
-            compiled.precision.backward_and_step(loss, optimizer)  # loss scaling for mixed_float16
+            compiled.precision.backward_and_step(loss, self.optimizer)  # loss scaling for mixed_float16
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def test_step(self, data: Any) -> Any:
@@ -240,9 +238,9 @@ class Model(ModelIO, nn.Module):
             steps_per_epoch, validation_split, validation_data, validation_steps, validation_batch_size,
             validation_freq,
         )  # fmt: skip
-        callbacks = self._callbacks(callbacks, verbose, epochs, train.num_steps, history=True)
         summary_module.record_shapes_once(self.module)  # one-shot hooks: summary() shows shapes after fit
-        self.history = self._run(callbacks).fit(train, epochs, initial_epoch, val, validation_freq)
+        fit_run = self._run(callbacks, verbose, epochs, train.num_steps, history=True)
+        self.history = fit_run.fit(train, epochs, initial_epoch, val, validation_freq)
         return self.history
 
     def evaluate(
@@ -253,7 +251,7 @@ class Model(ModelIO, nn.Module):
         """Loss and metrics over the data: a scalar, a list ``[loss, metric, ...]`` or a dict."""
         run.check_fit_arguments(self, verbose, method="evaluate")
         iterator = run.data_iterator(self, x, y, sample_weight, batch_size, steps)
-        logs = self._run(self._callbacks(callbacks, verbose, 1, iterator.num_steps)).evaluate(iterator)
+        logs = self._run(callbacks, verbose, 1, iterator.num_steps).evaluate(iterator)
         return run.logs_result(logs, return_dict)
 
     def predict(
@@ -263,7 +261,7 @@ class Model(ModelIO, nn.Module):
         """The module's outputs over ``x`` as NumPy arrays (its output structure), batches concatenated."""
         run.check_fit_arguments(self, verbose, method="predict")
         iterator = run.data_iterator(self, x, None, None, batch_size, steps)
-        return self._run(self._callbacks(callbacks, verbose, 1, iterator.num_steps)).predict(iterator, x)
+        return self._run(callbacks, verbose, 1, iterator.num_steps).predict(iterator, x)
 
     def train_on_batch(
         self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: dict | None = None,
@@ -271,27 +269,23 @@ class Model(ModelIO, nn.Module):
     ):  # fmt: skip
         """One optimizer step on one batch; returns its loss and metrics (metrics reset first)."""
         run.check_fit_arguments(self, 0, method="train_on_batch")
-        return self._run(CallbackList()).on_batch(
-            "train", run.single_batch(self, x, y, sample_weight, class_weight), return_dict
-        )
+        return self._run().on_batch("train", run.single_batch(self, x, y, sample_weight, class_weight), return_dict)
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False):
         """Loss and metrics on one batch, without updating the weights."""
         run.check_fit_arguments(self, 0, method="test_on_batch")
-        return self._run(CallbackList()).on_batch("test", run.single_batch(self, x, y, sample_weight), return_dict)
+        return self._run().on_batch("test", run.single_batch(self, x, y, sample_weight), return_dict)
 
     def predict_on_batch(self, x: Any):
         """The module's output on one batch, as NumPy arrays."""
-        return self._run(CallbackList()).on_batch("predict", run.single_batch(self, x, None, None), False)
+        return self._run().on_batch("predict", run.single_batch(self, x, None, None), False)
 
-    def _run(self, callbacks: CallbackList) -> run.Run:
-        return run.Run(self, self._compiled, callbacks, custom_train_step=overrides(self, Model, "train_step"))
-
-    def _callbacks(self, callbacks: Any, verbose: Any, epochs: int, steps: Any, history: bool = False):
-        return CallbackList(
+    def _run(self, callbacks: Any = None, verbose: Any = 0, epochs: int = 1, steps: Any = None, history=False):
+        callbacks = CallbackList(
             callbacks, add_history=history, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
             steps=steps,
         )  # fmt: skip
+        return run.Run(self, self._compiled, callbacks, custom_train_step=overrides(self, Model, "train_step"))
 
 
 class Sequential(Model):

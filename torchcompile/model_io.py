@@ -3,8 +3,9 @@
 
 Owns, as ``tc.Model`` methods (a base class of it): ``trainable_weights`` /
 ``non_trainable_weights`` / ``weights`` / ``count_params`` / ``layers`` / ``get_layer`` / ``name``,
-``save_weights`` / ``load_weights`` / ``save`` / ``get_weights`` / ``set_weights`` / ``summary``.
-Not: the file formats and atomic writes (saving.py), the summary table (summary.py).
+``save_weights`` / ``load_weights`` / ``save`` / ``get_weights`` / ``set_weights`` / ``summary`` /
+``export``. Not: the file formats and atomic writes (saving.py), the summary table (summary.py),
+exported programs (export.py).
 
 Keras' weights map to torch's tensors: trainable weights are the parameters that require
 grad; non-trainable ones are the frozen parameters and the floating-point buffers (BatchNorm's
@@ -21,6 +22,7 @@ from torch import nn
 
 from torchcompile import saving
 from torchcompile import summary as summary_module
+from torchcompile.export import export_model
 from torchcompile.metrics.metric import Metric
 
 _NAMES_TAKEN: dict[str, int] = {}
@@ -91,6 +93,13 @@ class ModelIO:
     def set_weights(self, weights: list) -> None:
         """Set every state_dict entry from ``get_weights()``-shaped arrays; count and shapes checked."""
         saving.set_weights(self.module, weights)
+
+    def export(
+        self, filepath: str, format: str = "torch", verbose: bool | None = None, input_signature: Any = None, **kwargs
+    ) -> None:
+        """Keras' ``export``: a ``torch.export`` program (``format="torch"``, ``.pt2``) or ONNX, the batch
+        dimension dynamic; ``tc.load_exported(path)`` runs either (docs/logging.md)."""
+        export_model(self, filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
 
     def summary(
         self, input_shape: Any = None, line_length: int | None = None, print_fn: Any = None, expand_nested: bool = False
