@@ -29,10 +29,8 @@ from torchcompile.model_io import ModelIO
 class Model(ModelIO, nn.Module):
     """Wraps ``module`` (any ``torch.nn.Module``) and moves it to ``device`` once.
 
-    A ``torch.nn.Module`` itself: ``parameters()``, ``state_dict()`` (the module's keys under
-    ``module.``), ``train()``/``eval()``, ``to()`` (which also moves optimizer and metric state
-    and updates ``device``). torch's in-place ``nn.Module.compile`` is shadowed by Keras'
-    ``compile``: use ``compile(jit_compile=True)`` for ``torch.compile``.
+    A ``torch.nn.Module`` itself (``state_dict()`` keys are the module's under ``module.``; ``to()``
+    also moves optimizer and metric state). Keras' ``compile`` shadows torch's ``nn.Module.compile``.
 
     Args:
         module: the network; `model.module` is this very object. A subclass that builds its
@@ -135,7 +133,7 @@ class Model(ModelIO, nn.Module):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         compiled = self._compiled
         with compiled.precision.autocast():  # a no-op unless a mixed dtype_policy is set
-            y_pred = self(x, training=True)
+            y_pred = self(_with_labels(self.module, x, y), training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         compiled.track_loss(loss, x)
         self.optimizer.zero_grad(set_to_none=True)
@@ -149,7 +147,7 @@ class Model(ModelIO, nn.Module):
         """Loss and metrics on a batch, without updating the weights; returns the logs."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._compiled.precision.autocast():
-            y_pred = self(x, training=False)
+            y_pred = self(_with_labels(self.module, x, y), training=False)
             if self._compiled.loss is not None or compile_utils.carried_loss(y_pred) is not None:
                 self._compiled.track_loss(self.compute_loss(x, y, y_pred, sample_weight, training=False), x)
         return self.compute_metrics(x, y, y_pred, sample_weight)
@@ -187,7 +185,7 @@ class Model(ModelIO, nn.Module):
         """Update the compiled metrics; return the logs: every metric's result, computed when read."""
         if y is not None:
             self._compiled.update_metrics(y, y_pred, sample_weight)
-        return loop.LazyLogs(self._metrics_now)
+        return loop.LazyLogs(lambda: self.metrics)
 
     def _closure_loss(self, x: Any, y: Any, sample_weight: Any) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
@@ -201,9 +199,6 @@ class Model(ModelIO, nn.Module):
         """The loss tracker, the per-output loss trackers, then the compiled metrics; a subclass may
         list its own trackers instead (they are reset each epoch and shown in the logs)."""
         return self._compiled.tracked_metrics() if self._compiled is not None else []
-
-    def _metrics_now(self) -> list:
-        return self.metrics
 
     @property
     def metrics_names(self) -> list[str]:
@@ -297,3 +292,9 @@ class Sequential(Model):
     def add(self, layer: nn.Module) -> None:
         """Append ``layer`` (Keras' ``Sequential.add``), moved to the model's device."""
         self.module.append(layer.to(self.device))
+
+
+def _with_labels(module: nn.Module, x: Any, y: Any) -> Any:
+    # Hugging Face models compute their own loss from `labels`: a dict batch passes them on.
+    take = isinstance(x, dict) and y is not None and module_inputs.takes_argument(module, "labels")
+    return {**x, "labels": y} if take else x
