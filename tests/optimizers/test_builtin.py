@@ -247,3 +247,19 @@ def test_builtin_spec_defaults_equal_keras_constructor_defaults(name):
 def test_sgd_invalid_momentum_raises(kwargs):
     with pytest.raises(ValueError, match="momentum"):
         optimizers.SGD(**kwargs)
+
+
+@pytest.mark.parametrize("torch_class", [builtin.TorchRMSprop, builtin.TorchAdagrad, builtin.TorchAdamax])
+def test_builtin_keras_rule_class_foreach_and_per_tensor_updates_agree(torch_class):
+    kwargs = {"momentum": 0.9, "centered": True} if torch_class is builtin.TorchRMSprop else {}
+    params = [[torch.nn.Parameter(torch.linspace(-1, 1, n, dtype=torch.float64)) for n in (3, 5)] for _ in range(2)]
+    together = torch_class(params[0], lr=0.01, foreach=True, **kwargs)
+    apart = torch_class(params[1], lr=0.01, foreach=False, **kwargs)
+    for step in range(3):
+        for group in params:
+            for p in group:
+                p.grad = torch.cos(p.detach() * (step + 1))
+        together.step()
+        apart.step()
+    for a, b in zip(*params):
+        torch.testing.assert_close(a, b, rtol=1e-15, atol=1e-15)

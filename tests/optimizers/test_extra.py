@@ -31,6 +31,7 @@ CASES = [
     ("adafactor", {"relative_step": False}),
     ("adafactor", {"clip_threshold": 0.5}),
     ("adafactor", {"beta_2_decay": -0.5, "epsilon_2": 0.1}),
+    ("adafactor", {"epsilon_1": 1e-3}),
     (
         "adafactor",
         {"learning_rate": ("ExponentialDecay", {"initial_learning_rate": 0.5, "decay_steps": 10, "decay_rate": 0.5})},

@@ -12,7 +12,8 @@ and fused kernels: the step hook sets their ``eps`` during each step (``step_hoo
 RMSprop, Adagrad and Adamax place epsilon where no per-step ``eps`` can move it, so they build
 ``TorchRMSprop``, ``TorchAdagrad`` and ``TorchAdamax``: subclasses of torch's classes (so
 ``isinstance`` checks and ``state_dict`` layouts hold) whose ``step`` runs Keras' rule with
-``torch._foreach_*`` ops and no host sync. Nadam and Adadelta already match Keras.
+``torch._foreach_*`` ops (over all parameters at once on CUDA, one at a time on the CPU, as
+torch chooses) and no host sync. Nadam and Adadelta already match Keras.
 """
 
 from __future__ import annotations
@@ -73,12 +74,30 @@ def _prepare(optimizer: torch.optim.Optimizer, group: dict, init: dict[str, floa
     return params, grads, states
 
 
-def _descend(params: list, updates: list, lr: Any) -> None:
-    """``params -= lr * updates``; ``lr`` may be a tensor (no host sync)."""
+def _descend(params: list, updates: list, lr: Any, denominators: list | None = None) -> None:
+    """``params -= lr * updates`` (``/ denominators`` when given); ``lr`` may be a tensor (no host sync)."""
     if isinstance(lr, torch.Tensor):
+        if denominators is not None:
+            updates = torch._foreach_div(updates, denominators)
         torch._foreach_sub_(params, torch._foreach_mul(updates, lr))
+    elif denominators is not None:
+        torch._foreach_addcdiv_(params, updates, denominators, value=-lr)
     else:
         torch._foreach_add_(params, updates, alpha=-lr)
+
+
+def _chunks(group: dict, params: list, grads: list, states: list) -> list[tuple[list, list, list]]:
+    """The lists one update runs over: all at once with ``foreach`` (torch's default where every
+    parameter is on CUDA), else one parameter at a time (torch's default elsewhere: on the CPU a
+    per-tensor update keeps each tensor in cache and beats a foreach pass by up to 2x)."""
+    if not params:
+        return []
+    foreach = group.get("foreach")
+    if foreach is None:
+        foreach = all(p.is_cuda for p in params)
+    if foreach:
+        return [(params, grads, states)]
+    return [([p], [g], [s]) for p, g, s in zip(params, grads, states)]
 
 
 class TorchRMSprop(torch.optim.RMSprop):
@@ -88,62 +107,68 @@ class TorchRMSprop(torch.optim.RMSprop):
     ``d = sqrt(v - a**2 + eps)``, else ``d = sqrt(v + eps)``; then ``w -= lr * g / d``, or with
     momentum ``b = momentum * b + g / d; w -= lr * b`` (torch's buffer, which the spec's step hook
     rescales when the rate changes, so Keras' ``m = momentum * m + lr * g / d`` holds). State keys
-    and constructor are torch's (``alpha`` is Keras' ``rho``); ``foreach`` is ignored (always on).
+    and constructor are torch's (``alpha`` is Keras' ``rho``), ``foreach`` included.
     """
 
     @torch.no_grad()
     def step(self, closure: Callable | None = None) -> Any:
         loss = _closure(closure)
         for group in self.param_groups:
-            momentum, centered, rho, eps = group["momentum"], group["centered"], group["alpha"], group["eps"]
+            momentum, centered = group["momentum"], group["centered"]
             init = {"square_avg": 0.0, **({"momentum_buffer": 0.0} if momentum > 0 else {})}
-            params, grads, states = _prepare(self, group, {**init, **({"grad_avg": 0.0} if centered else {})})
-            if not params:
-                continue
-            square_avgs = [s["square_avg"] for s in states]
-            torch._foreach_mul_(square_avgs, rho)
-            torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - rho)
-            if centered:
-                grad_avgs = [s["grad_avg"] for s in states]
-                torch._foreach_lerp_(grad_avgs, grads, 1 - rho)
-                denominators = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
-                torch._foreach_add_(denominators, eps)
-            else:
-                denominators = torch._foreach_add(square_avgs, eps)
-            torch._foreach_sqrt_(denominators)
-            if momentum > 0:
-                buffers = [s["momentum_buffer"] for s in states]
-                torch._foreach_mul_(buffers, momentum)
-                torch._foreach_addcdiv_(buffers, grads, denominators)
-                _descend(params, buffers, group["lr"])
-            else:
-                _descend(params, torch._foreach_div(grads, denominators), group["lr"])
+            prepared = _prepare(self, group, {**init, **({"grad_avg": 0.0} if centered else {})})
+            for params, grads, states in _chunks(group, *prepared):
+                self._update(group, params, grads, states)
         return loss
+
+    @staticmethod
+    def _update(group: dict, params: list, grads: list, states: list) -> None:
+        momentum, rho, eps = group["momentum"], group["alpha"], group["eps"]
+        square_avgs = [s["square_avg"] for s in states]
+        torch._foreach_mul_(square_avgs, rho)
+        torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - rho)
+        if group["centered"]:
+            grad_avgs = [s["grad_avg"] for s in states]
+            torch._foreach_lerp_(grad_avgs, grads, 1 - rho)
+            denominators = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1)
+            torch._foreach_add_(denominators, eps)
+        else:
+            denominators = torch._foreach_add(square_avgs, eps)
+        torch._foreach_sqrt_(denominators)
+        if momentum > 0:
+            buffers = [s["momentum_buffer"] for s in states]
+            torch._foreach_mul_(buffers, momentum)
+            torch._foreach_addcdiv_(buffers, grads, denominators)
+            _descend(params, buffers, group["lr"])
+        else:
+            _descend(params, grads, group["lr"], denominators)
 
 
 class TorchAdagrad(torch.optim.Adagrad):
     """``torch.optim.Adagrad`` with Keras' rule: ``acc += g**2; w -= lr * g / sqrt(acc + eps)``.
 
     Keras' epsilon sits inside the square root (torch's: ``sqrt(acc) + eps``). torch's ``lr_decay``
-    is kept (``lr / (1 + (t - 1) * lr_decay)``; Keras has none); ``foreach`` and ``fused`` are ignored.
+    is kept (``lr / (1 + (t - 1) * lr_decay)``; Keras has none); ``fused`` is ignored.
     """
 
     @torch.no_grad()
     def step(self, closure: Callable | None = None) -> Any:
         loss = _closure(closure)
         for group in self.param_groups:
-            params, grads, states = _prepare(self, group, {"sum": group["initial_accumulator_value"]})
-            if not params:
-                continue
-            sums = [s["sum"] for s in states]
-            torch._foreach_addcmul_(sums, grads, grads)
-            denominators = torch._foreach_add(sums, group["eps"])
-            torch._foreach_sqrt_(denominators)
-            updates = torch._foreach_div(grads, denominators)
-            if group["lr_decay"]:  # the step counts live on the CPU: reading them is no device sync
-                torch._foreach_mul_(updates, [1 / (1 + (float(s["step"]) - 1) * group["lr_decay"]) for s in states])
-            _descend(params, updates, group["lr"])
+            prepared = _prepare(self, group, {"sum": group["initial_accumulator_value"]})
+            for params, grads, states in _chunks(group, *prepared):
+                self._update(group, params, grads, states)
         return loss
+
+    @staticmethod
+    def _update(group: dict, params: list, grads: list, states: list) -> None:
+        sums = [s["sum"] for s in states]
+        torch._foreach_addcmul_(sums, grads, grads)
+        denominators = torch._foreach_add(sums, group["eps"])
+        torch._foreach_sqrt_(denominators)
+        if group["lr_decay"]:  # the step counts live on the CPU: reading them is no device sync
+            torch._foreach_mul_(denominators, [1 + (float(s["step"]) - 1) * group["lr_decay"] for s in states])
+        _descend(params, grads, group["lr"], denominators)
 
 
 class TorchAdamax(torch.optim.Adamax):
@@ -158,26 +183,29 @@ class TorchAdamax(torch.optim.Adamax):
     def step(self, closure: Callable | None = None) -> Any:
         loss = _closure(closure)
         for group in self.param_groups:
-            params, grads, states = _prepare(self, group, {"exp_avg": 0.0, "exp_inf": 0.0})
-            if not params:
-                continue
-            (beta_1, beta_2), lr = group["betas"], group["lr"]
-            exp_avgs, exp_infs = [s["exp_avg"] for s in states], [s["exp_inf"] for s in states]
-            torch._foreach_lerp_(exp_avgs, grads, 1 - beta_1)
-            torch._foreach_mul_(exp_infs, beta_2)
-            torch._foreach_maximum_(exp_infs, torch._foreach_abs(grads))
-            denominators = torch._foreach_add(exp_infs, group["eps"])
-            if group.get("capturable"):  # (beta_1**t - 1) / lr on the device, then w += m / (d * that)
-                corrections = torch._foreach_pow(beta_1, [s["step"] for s in states])
-                torch._foreach_sub_(corrections, 1)
-                torch._foreach_div_(corrections, lr)
-                torch._foreach_mul_(denominators, corrections)
-                torch._foreach_addcdiv_(params, exp_avgs, denominators)
-            else:  # the step counts live on the CPU: reading them is no device sync
-                lr = float(lr)
-                scales = [-lr / (1 - beta_1 ** float(s["step"])) for s in states]
-                torch._foreach_addcdiv_(params, exp_avgs, denominators, scales)
+            prepared = _prepare(self, group, {"exp_avg": 0.0, "exp_inf": 0.0})
+            for params, grads, states in _chunks(group, *prepared):
+                self._update(group, params, grads, states)
         return loss
+
+    @staticmethod
+    def _update(group: dict, params: list, grads: list, states: list) -> None:
+        (beta_1, beta_2), lr = group["betas"], group["lr"]
+        exp_avgs, exp_infs = [s["exp_avg"] for s in states], [s["exp_inf"] for s in states]
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta_1)
+        torch._foreach_mul_(exp_infs, beta_2)
+        torch._foreach_maximum_(exp_infs, torch._foreach_abs(grads))
+        denominators = torch._foreach_add(exp_infs, group["eps"])
+        if group.get("capturable"):  # (beta_1**t - 1) / lr on the device, then w += m / (d * that)
+            corrections = torch._foreach_pow(beta_1, [s["step"] for s in states])
+            torch._foreach_sub_(corrections, 1)
+            torch._foreach_div_(corrections, lr)
+            torch._foreach_mul_(denominators, corrections)
+            torch._foreach_addcdiv_(params, exp_avgs, denominators)
+        else:  # the step counts live on the CPU: reading them is no device sync
+            lr = float(lr)
+            scales = [-lr / (1 - beta_1 ** float(s["step"])) for s in states]
+            torch._foreach_addcdiv_(params, exp_avgs, denominators, scales)
 
 
 # ---------------------------------------------------------------- the specs

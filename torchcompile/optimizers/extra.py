@@ -212,19 +212,27 @@ class TorchAdafactor(torch.optim.Adafactor):
         if group["weight_decay"]:
             w.mul_(1 - lr * group["weight_decay"])
         # Keras caps the rate at 1/sqrt(t) (with or without relative_step, whose cap is the same).
-        alpha = torch.clamp_min(w.square().mean().sqrt(), eps_2) * min(lr, t**-0.5)
-        g2 = g * g + eps_1
+        alpha = torch.clamp_min(_rms(w), eps_2) * min(lr, t**-0.5)
         weight = t**decay  # Keras' 1 - beta_2_t
-        if w.dim() > 1:
+        if w.dim() > 1:  # means of g**2 + eps_1 over rows and columns, without materialising g**2
             row, col = state["row_var"], state["col_var"]
-            row.lerp_(g2.mean(dim=-1, keepdim=True), weight)
-            col.lerp_(g2.mean(dim=-2, keepdim=True), weight)
-            v = row / row.mean(dim=-2, keepdim=True) * col
+            row.lerp_(_mean_square(g, -1).add_(eps_1), weight)
+            col.lerp_(_mean_square(g, -2).add_(eps_1), weight)
+            u = torch.mul(row / row.mean(dim=-2, keepdim=True), col).sqrt_()
         else:
-            v = state["variance"].lerp_(g2, weight)
-        u = g / v.sqrt()
-        u = u / torch.clamp_min(u.square().mean().sqrt() / group["d"], 1.0)
-        w.sub_(alpha * u)
+            u = state["variance"].lerp_(g.square().add_(eps_1), weight).sqrt()
+        u = torch.div(g, u, out=u)  # Keras' u = g / sqrt(v), in the buffer sqrt(v) used
+        w.addcmul_(u, alpha / torch.clamp_min(_rms(u) / group["d"], 1.0), value=-1)
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    """Root mean square, as a 0-d tensor (no host sync)."""
+    return torch.linalg.vector_norm(x) / x.numel() ** 0.5
+
+
+def _mean_square(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``(x**2).mean(dim, keepdim=True)`` through a norm, without an ``x**2`` buffer."""
+    return torch.linalg.vector_norm(x, dim=dim, keepdim=True).square_().div_(x.shape[dim])
 
 
 class Lion(Optimizer):
