@@ -81,7 +81,7 @@ def _id(case):
 @pytest.mark.parametrize("case", OPTION_CASES + SCHEDULE_CASES, ids=map(_id, OPTION_CASES + SCHEDULE_CASES))
 def test_builtin_trajectory_matches_keras(case, rng, keras_float64):
     name, kwargs = case
-    difference = trajectory.difference_from_keras(name, trajectory.rule_kwargs(name, kwargs), rng)
+    difference = trajectory.difference_from_keras(name, kwargs, rng)
     assert difference <= RULE_TOLERANCE
 
 

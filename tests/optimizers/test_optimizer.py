@@ -34,7 +34,7 @@ RULE_TOLERANCE = 1e-6
 @pytest.mark.parametrize("name", IDS)
 def test_optimizer_common_options_match_keras(name, options, rng, keras_float64):
     kwargs, finalize = COMMON_OPTIONS[options]
-    difference = trajectory.difference_from_keras(name, trajectory.rule_kwargs(name, kwargs), rng, finalize)
+    difference = trajectory.difference_from_keras(name, kwargs, rng, finalize)
     assert difference <= RULE_TOLERANCE
 
 
@@ -44,7 +44,7 @@ def test_optimizer_momentum_follows_keras_when_rate_is_set_midway(name, rng, ker
     # ReduceLROnPlateau-style change: Keras' `optimizer.learning_rate = x`, our set_learning_rate.
     keras = keras_float64
     w0, grads = trajectory.weights_and_grads(rng)
-    kwargs = trajectory.rule_kwargs(name, {"momentum": 0.9, "learning_rate": 0.05})
+    kwargs = {"momentum": 0.9, "learning_rate": 0.05}
     params = [torch.nn.Parameter(torch.tensor(w)) for w in w0]
     ours = trajectory.spec(name, kwargs).build(params)
     theirs = getattr(keras.optimizers, trajectory.KERAS_CLASS[name])(**kwargs)

@@ -77,12 +77,6 @@ def relative_difference(ours_w: list, keras_w: list, w0: list) -> float:
     return diff / travelled
 
 
-def rule_kwargs(name: str, kwargs: dict) -> dict:
-    """``kwargs`` unchanged: every id keeps Keras' epsilon placement now, so no case needs epsilon
-    moved out of the way (it used to be set to 1e-30 where torch's placement stood)."""
-    return dict(kwargs)
-
-
 def difference_from_keras(
     name: str, kwargs: dict, rng: np.random.Generator, finalize: bool = False, shapes: list = SHAPES
 ) -> float:
