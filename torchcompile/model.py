@@ -133,7 +133,7 @@ class Model(ModelIO, nn.Module):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         compiled = self._compiled
         with compiled.precision.autocast():  # a no-op unless a mixed dtype_policy is set
-            y_pred = self(_with_labels(self.module, x, y), training=True)
+            y_pred = self.forward(_with_labels(self.module, x, y), training=True)  # self(...) minus hook checks
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         compiled.track_loss(loss, x)
         self.optimizer.zero_grad(set_to_none=True)
@@ -147,7 +147,7 @@ class Model(ModelIO, nn.Module):
         """Loss and metrics on a batch, without updating the weights; returns the logs."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._compiled.precision.autocast():
-            y_pred = self(_with_labels(self.module, x, y), training=False)
+            y_pred = self.forward(_with_labels(self.module, x, y), training=False)
             if self._compiled.loss is not None or compile_utils.carried_loss(y_pred) is not None:
                 self._compiled.track_loss(self.compute_loss(x, y, y_pred, sample_weight, training=False), x)
         return self.compute_metrics(x, y, y_pred, sample_weight)

@@ -30,7 +30,9 @@ def unpack_x_y_sample_weight(data: Any) -> tuple[Any, Any, Any]:
         data = tuple(data)
     if not isinstance(data, tuple):
         return (data, None, None)
-    if len(data) in (1, 2, 3):
+    if len(data) == 2:  # the common case first: it runs every step
+        return (data[0], data[1], None)
+    if len(data) in (1, 3):
         return (*data, *([None] * (3 - len(data))))
     raise ValueError(
         "A batch is x, (x,), (x, y) or (x, y, sample_weight); this one is a tuple of "

@@ -55,7 +55,7 @@ class Compiled:
 
     def track_loss(self, loss: torch.Tensor, x: Any) -> None:
         """The epoch's loss: the batch-size-weighted mean of the batch losses (Keras' loss tracker)."""
-        batch_size = next(t for t in flatten(x) if t is not None).shape[0]
+        batch_size = (x if isinstance(x, torch.Tensor) else next(t for t in flatten(x) if t is not None)).shape[0]
         self.loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
 
     def update_metrics(self, y: Any, y_pred: Any, sample_weight: Any = None) -> None:
