@@ -523,3 +523,14 @@ def test_dataset_of_whole_batches_warns_and_names_pydataset():
 def test_dataset_of_samples_does_not_warn(recwarn):
     da.get_data_adapter(TensorDataset(torch.zeros(8, 5), torch.zeros(8)), device=CPU)
     assert not [w for w in recwarn if "whole batches" in str(w.message)]
+
+
+def test_collator_style_mapping_batch_from_a_dataloader_splits_its_labels():
+    from collections import UserDict  # what a Hugging Face DataCollator returns (BatchEncoding)
+
+    def collate(rows):
+        return UserDict({"input_ids": torch.stack([r[0] for r in rows]), "labels": torch.stack([r[1] for r in rows])})
+
+    loader = DataLoader(TensorDataset(torch.arange(8).reshape(4, 2), torch.arange(4)), batch_size=2, collate_fn=collate)
+    x, y, _ = next(iter(da.get_data_adapter(loader, device=CPU)))
+    assert type(x) is dict and list(x) == ["input_ids"] and y.tolist() == [0, 1]

@@ -586,3 +586,17 @@ def test_fit_on_a_hugging_face_dataset_uses_its_label_column(rng):
     model = _model(TokenClassifier(), loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(table, batch_size=8, epochs=2, validation_data=table, verbose=0)
     assert len(history.history["val_loss"]) == 2 and model.predict(table, verbose=0).shape == (40, 2)
+
+
+# ------------------------------------------------------------------ inputs follow the module's dtype (issue 14, item 4)
+def test_float64_module_trains_on_float64_arrays(data):
+    x, y = (a.astype("float64") for a in data)
+    model = _model(nn.Linear(4, 1).double())
+    history = model.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, verbose=0)
+    assert np.isfinite(history.history["loss"]).all() and model.predict(x, verbose=0).dtype == np.float64
+
+
+def test_bfloat16_module_trains_on_float32_arrays(data):  # the dtype-policy error's advice: module.to(bfloat16)
+    model = _model(nn.Linear(4, 1).to(torch.bfloat16))
+    history = model.fit(*data, batch_size=16, epochs=2, validation_data=data, verbose=0)
+    assert np.isfinite(history.history["val_loss"]).all() and model.predict(data[0], verbose=0).shape == (N, 1)
