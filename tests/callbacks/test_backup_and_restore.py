@@ -1,5 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -159,3 +164,79 @@ def test_rng_state_round_trips_every_generator():
     set_rng_state(state)
     second = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
+
+
+def _interrupted_backup(tmp_path):
+    with pytest.raises(RuntimeError):
+        run(tmp_path / "b", at=(1, 2))
+    return tmp_path / "b"
+
+
+def _write_lock(folder, host, pid, age=0.0):
+    lock = folder / "owner.lock"
+    lock.write_text(json.dumps({"host": host, "pid": pid, "token": "another-run"}))
+    stamp = time.time() - age
+    os.utime(lock, (stamp, stamp))
+
+
+def test_backup_and_restore_refuses_a_backup_dir_held_by_a_live_run(tmp_path):
+    folder = _interrupted_backup(tmp_path)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _write_lock(folder, socket.gethostname(), live.pid)
+        model = fresh(seed=5)
+        before = [t.clone() for t in model.module.state_dict().values()]
+        with pytest.raises(RuntimeError, match=f"Another run.*pid {live.pid}"):
+            run(folder, model=model)
+        assert all(torch.equal(a, b) for a, b in zip(before, model.module.state_dict().values()))
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_backup_and_restore_resumes_a_backup_left_by_a_dead_run(tmp_path):
+    folder = _interrupted_backup(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _write_lock(folder, socket.gethostname(), dead.pid)
+    _, history = run(folder, model=fresh(seed=5))
+    assert history.epoch == [1, 2]
+
+
+@pytest.mark.parametrize("age, refused", [(0.0, True), (3600.0, False)])
+def test_backup_and_restore_lock_from_another_host_counts_while_its_heartbeat_is_fresh(tmp_path, age, refused):
+    folder = _interrupted_backup(tmp_path)
+    _write_lock(folder, "another-host.example", 4242, age=age)
+    if refused:
+        with pytest.raises(RuntimeError, match="another-host.example"):
+            run(folder, model=fresh(seed=5))
+    else:
+        assert run(folder, model=fresh(seed=5))[1].epoch == [1, 2]
+
+
+def test_backup_and_restore_refuses_a_backup_from_a_newer_format(tmp_path):
+    folder = _interrupted_backup(tmp_path)
+    data = torch.load(folder / "latest.pt", weights_only=True)
+    torch.save({**data, "version": 99}, folder / "latest.pt")
+    with pytest.raises(ValueError, match="version 99.*up to 2"):
+        run(folder, model=fresh(seed=5))
+
+
+def test_backup_and_restore_refuses_another_optimizer_class_before_changing_weights(tmp_path):
+    folder = _interrupted_backup(tmp_path)  # Adam
+    model = fresh(seed=5)
+    model.compile(optimizer=tc.optimizers.SGD(momentum=0.9), loss="mse")
+    before = [t.clone() for t in model.module.state_dict().values()]
+    with pytest.raises(ValueError, match="Adam.*SGD"):
+        run(folder, model=model)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.module.state_dict().values()))
+
+
+def test_backup_and_restore_falls_back_from_a_foreign_latest_file(tmp_path):
+    with pytest.raises(RuntimeError):
+        run(tmp_path / "b", at=(2, 0), double_checkpoint=True)
+    (tmp_path / "b" / "latest.pt").write_text("epoch,loss\n0,1.0\n")  # a text file in its place
+    backup = tc.callbacks.BackupAndRestore(tmp_path / "b", double_checkpoint=True)
+    backup.set_model(fresh())
+    backup.on_train_begin()
+    assert backup.initial_epoch == 1

@@ -12,8 +12,9 @@ with a ``state_dict`` (EarlyStopping's wait/best, ReduceLROnPlateau's counters,
 ModelCheckpoint's counters). Every entry is a tensor or plain data, read back with
 ``torch.load(weights_only=True)``::
 
-    {"format": "torchcompile.backup", "version": 1, "epoch": int, "step": int,
-     "weights": {...}, "optimizer": {...} | None, "rng_epoch": {...}, "rng_step": {...} | None,
+    {"format": "torchcompile.backup", "version": 2, "epoch": int, "step": int,
+     "weights": {...}, "optimizer": {...} | None, "optimizer_class": str | None,
+     "rng_epoch": {...}, "rng_step": {...} | None,
      "metrics": [[name, [tensor, ...]], ...] | None, "callbacks": [[class name, {...}], ...],
      "own": {...}}
 
@@ -24,6 +25,10 @@ state before each epoch's batches are drawn and, after a restart, skips the step
 done. Exactness needs each epoch to be one pass over re-iterable data (arrays, a Dataset or
 a DataLoader without ``steps_per_epoch`` carrying an iterator across epochs); a one-shot
 generator restarts from its beginning.
+
+A restart checks the whole backup before changing anything (format version, weights' keys and
+shapes, the optimizer's class and state) and refuses a folder that a live run holds
+(callbacks/run_lock.py).
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ from typing import Any
 
 from torchcompile import saving
 from torchcompile.callbacks.callback import Callback
+from torchcompile.callbacks.run_lock import RunLock
 from torchcompile.callbacks.save_frequency import SaveFrequency
 from torchcompile.core import process
 
 BACKUP_FORMAT = "torchcompile.backup"
+BACKUP_VERSION = 2  # 2: records the optimizer's class
 _NO_TRAINING_STATE = {"rng_epoch": None, "rng_step": None, "metrics": None, "callbacks": []}
 
 
@@ -78,6 +85,7 @@ class BackupAndRestore(Callback):
         self.initial_epoch = 0
         self._reset_counters()
         self._state: Any = None  # fit's engine.resume.TrainingState
+        self._lock = RunLock(self.backup_dir)
 
     def _reset_counters(self) -> None:
         self._frequency.reset()
@@ -91,12 +99,19 @@ class BackupAndRestore(Callback):
     def on_train_begin(self, logs=None):
         self._reset_counters()
         self.initial_epoch = 0
+        if process.is_rank_zero():
+            self._lock.acquire()  # before reading: a live run's backup is not ours to resume
         data = self._read_backup()
         if data is None:
             return
-        saving.load_state_dict(self.model.module, data["weights"], source=repr(self._path))
-        if data["optimizer"] is not None and self.model.optimizer is not None:
-            self.model.optimizer.load_state_dict(data["optimizer"])
+        model, source = self.model, repr(self._path)
+        optimizer_state = data["optimizer"] if model.optimizer is not None else None
+        saving.check_state_dict(model.module, data["weights"], source=source)  # all checks, then any change
+        if optimizer_state is not None:
+            saving.check_optimizer_state(model.optimizer, optimizer_state, data.get("optimizer_class"), source)
+        saving.load_state_dict(model.module, data["weights"], source=source)
+        if optimizer_state is not None:
+            model.optimizer.load_state_dict(optimizer_state)
         self.initial_epoch = self._current_epoch = data["epoch"]
         self._frequency.load_state_dict(data["own"])
         if self._state is not None:
@@ -109,15 +124,16 @@ class BackupAndRestore(Callback):
                 continue
             try:
                 data = saving.read_file(path, "backup")
+                if not isinstance(data, dict) or data.get("format") != BACKUP_FORMAT:
+                    raise ValueError(
+                        f"{path!r} is not a BackupAndRestore file; point `backup_dir` at a folder of its "
+                        f"own. Received: backup_dir={self.backup_dir!r}"
+                    )
+                saving.check_version(data, BACKUP_VERSION, path, "backup")
             except ValueError:
                 if path == self._prev_path or not os.path.exists(self._prev_path):
                     raise
                 continue  # the latest backup is unreadable: fall back to the previous one
-            if not isinstance(data, dict) or data.get("format") != BACKUP_FORMAT:
-                raise ValueError(
-                    f"{path!r} is not a BackupAndRestore file; point `backup_dir` at a folder of its "
-                    f"own. Received: backup_dir={self.backup_dir!r}"
-                )
             return data
         return None
 
@@ -142,11 +158,12 @@ class BackupAndRestore(Callback):
             return  # several processes: rank 0 writes the backup; every process reads it on restart
         data = {
             "format": BACKUP_FORMAT,
-            "version": 1,
+            "version": BACKUP_VERSION,
             "epoch": epoch,
             "step": step,
             "weights": model.module.state_dict(),
             "optimizer": model.optimizer.state_dict() if model.optimizer is not None else None,
+            "optimizer_class": saving.optimizer_class_name(model.optimizer) if model.optimizer is not None else None,
             **snapshot,
             "own": self._frequency.state_dict(),
         }
@@ -158,7 +175,10 @@ class BackupAndRestore(Callback):
 
     def on_train_end(self, logs=None):
         self._state = None
-        if not self.delete_checkpoint or not process.is_rank_zero():
+        if not process.is_rank_zero():
+            return
+        self._lock.release()
+        if not self.delete_checkpoint:
             return
         for path in (self._path, self._prev_path):
             if os.path.exists(path):
