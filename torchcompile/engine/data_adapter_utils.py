@@ -31,24 +31,6 @@ _NUMPY_DTYPES = {
 }
 
 
-def unpack_x_y_sample_weight(data: Any) -> tuple[Any, Any, Any]:
-    """Keras' rule for one batch: ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``."""
-    if isinstance(data, list):
-        data = tuple(data)
-    if not isinstance(data, tuple):
-        return data, None, None
-    if len(data) == 1:
-        return data[0], None, None
-    if len(data) == 2:
-        return data[0], data[1], None
-    if len(data) == 3:
-        return data
-    raise ValueError(
-        "A batch must be x, (x,), (x, y) or (x, y, sample_weight); got a tuple of "
-        f"{len(data)} elements. Received: len(batch)={len(data)}"
-    )
-
-
 def _is_number_list(v: Any) -> bool:
     """A (nested) Python list of numbers: one array, not a structure of inputs."""
     return isinstance(v, list) and len(v) > 0 and all(isinstance(e, _NUMBER) or _is_number_list(e) for e in v)

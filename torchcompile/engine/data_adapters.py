@@ -13,22 +13,22 @@ moves those.
 The caller's data is never written through: every batch handed out is new memory (a
 gather, or a contiguous copy of a slice), detached from any autograd graph. Float inputs
 follow ``float_dtype`` (the module's parameter dtype). Conversions, lengths, splits and
-class weights live in data_adapter_utils.py (re-exported here).
+class weights live in data_adapter_utils.py, Keras' batch rule in core/batches.py (both re-exported here).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from torchcompile.core.batches import unpack_x_y_sample_weight
 from torchcompile.core.tree import flatten, map_structure
-from torchcompile.engine import memmap_adapter
+from torchcompile.engine import datasets_adapter, memmap_adapter
 from torchcompile.engine.data_adapter_utils import (
     check_class_weight,
     check_float_dtype,
@@ -40,7 +40,6 @@ from torchcompile.engine.data_adapter_utils import (
     split_labels,
     to_tensors,
     train_validation_split,
-    unpack_x_y_sample_weight,
     weights_to_float,
 )
 from torchcompile.engine.py_dataset_adapter import PyDatasetBatches, is_py_dataset
@@ -182,7 +181,7 @@ class IterableDataAdapter:
         # PyDataset's may be the caller's own arrays, so those are copied where they would reach the module.
         self.copy_on = None if map_style or isinstance(data, DataLoader) else device
         if map_style:
-            _warn_if_items_are_batches(data)
+            datasets_adapter.warn_if_items_are_batches(data)
             kwargs: dict[str, Any] = {"pin_memory": device.type == "cuda"}
             if collate_fn is not None:
                 kwargs["collate_fn"] = collate_fn
@@ -238,65 +237,7 @@ def _is_map_style(data: Any) -> bool:
     """A Dataset we batch: a torch map-style Dataset or a Hugging Face ``datasets.Dataset``."""
     if isinstance(data, Dataset):
         return not isinstance(data, (DataLoader, IterableDataset))
-    return _is_hf_dataset(data)
-
-
-def _is_hf_dataset(x: Any) -> bool:
-    """A Hugging Face ``datasets.Dataset`` (recognised by module name; ``datasets`` is never imported)."""
-    return type(x).__module__.startswith("datasets.") and hasattr(x, "with_format") and hasattr(x, "__len__")
-
-
-def _hf_dataset(x: Any) -> Any:
-    """A ``datasets.Dataset`` formatted to give tensors (``with_format("torch")`` when it has no
-    format: a view, no copy); text columns are refused, naming them."""
-    if x.format.get("type") is None:
-        x = x.with_format("torch")
-    text = [name for name in x.format.get("columns") or x.column_names if _is_text(x.features.get(name))]
-    if text:
-        raise TypeError(
-            f"The datasets.Dataset columns {text} hold strings, which cannot become tensors. Tokenize "
-            f"them into new columns and drop them (`ds.remove_columns({text!r})`), or choose the "
-            "columns that batches carry (`ds.with_format('torch', columns=[...])`). "
-            f"Received: columns={x.column_names}"
-        )
-    return x
-
-
-def _is_text(feature: Any) -> bool:
-    while feature is not None:
-        if getattr(feature, "dtype", None) in ("string", "large_string"):
-            return True
-        feature = getattr(feature, "feature", None)  # a Sequence / List of values
-    return False
-
-
-def _warn_if_items_are_batches(dataset: Any) -> None:
-    """Warn when a Dataset's item looks like a whole batch (Keras' batch-returning sequence ported to a
-    torch Dataset): float x of rank >= 2 with a y of the same leading length. Such items would be
-    batched again into one step of shape (batch_size, n, ...)."""
-    try:
-        item = dataset[0]
-    except Exception:  # an item that cannot be read here fails, with its own error, in the first batch
-        return
-    if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-        return
-    x_leaves, y_leaves = flatten(item[0]), flatten(item[1])
-    x0 = next((leaf for leaf in x_leaves if hasattr(leaf, "shape")), None)
-    y0 = next((leaf for leaf in y_leaves if hasattr(leaf, "shape")), None)
-    if x0 is None or y0 is None or len(x0.shape) < 2 or len(y0.shape) < 1:
-        return
-    floating = getattr(x0, "is_floating_point", None)
-    is_float = floating() if callable(floating) else getattr(getattr(x0, "dtype", None), "kind", "") == "f"
-    if is_float and x0.shape[0] == y0.shape[0] > 1:
-        warnings.warn(
-            f"The items of {type(dataset).__name__} look like whole batches (x {tuple(x0.shape)} with y "
-            f"{tuple(y0.shape)}), but a torch Dataset's items are samples, so they are batched again into "
-            f"steps of (batch_size, {x0.shape[0]}, ...). If each item is a batch, subclass "
-            "tc.utils.PyDataset instead (Keras' batch-returning sequence), or pass "
-            "DataLoader(dataset, batch_size=None). If each item is one sample (a sequence), pass "
-            "DataLoader(dataset, batch_size=...) to batch it without this check.",
-            stacklevel=5,
-        )
+    return datasets_adapter.is_hf_dataset(data)
 
 
 def _length(data: Any) -> int | None:
@@ -344,8 +285,8 @@ def get_data_adapter(
     _refuse_for_iterables(x, y, sample_weight, batch_size)
     if is_py_dataset(x):
         return IterableDataAdapter(PyDatasetBatches(x, shuffle), None, False, device, class_weight, None, float_dtype)
-    if _is_hf_dataset(x):
-        x = _hf_dataset(x)
+    if datasets_adapter.is_hf_dataset(x):
+        x = datasets_adapter.torch_formatted(x)
     return IterableDataAdapter(x, batch_size, shuffle, device, class_weight, sharding, float_dtype)
 
 
@@ -430,7 +371,7 @@ def _refuse_for_iterables(x: Any, y: Any, sample_weight: Any, batch_size: int | 
             f"would silently ignore it); set the batch size where the batches are made "
             f"{where} instead. Received: batch_size={batch_size}"
         )
-    if not isinstance(x, (Dataset, Iterable)) and not _is_hf_dataset(x) or isinstance(x, (str, bytes)):
+    if not isinstance(x, (Dataset, Iterable)) and not datasets_adapter.is_hf_dataset(x) or isinstance(x, (str, bytes)):
         raise TypeError(
             "Unrecognised input data: pass NumPy arrays, tensors, pandas DataFrames, lists of numbers, a "
             "Dataset, a DataLoader, a PyDataset or an iterable of batches. "
@@ -448,6 +389,6 @@ def _describe(x: Any) -> str:
         return "a DataLoader"
     if is_py_dataset(x):
         return "a PyDataset"
-    if isinstance(x, Dataset) or _is_hf_dataset(x):
+    if isinstance(x, Dataset) or datasets_adapter.is_hf_dataset(x):
         return "a Dataset"
     return "a generator" if isinstance(x, Iterator) else f"an iterable ({type(x).__name__})"
