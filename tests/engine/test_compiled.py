@@ -159,3 +159,56 @@ def test_compiled_engine_metrics_keep_the_loss_tracker_without_a_loss():
 def test_compiled_loss_is_a_compiled_loss_with_the_weights_given():
     compiled = _compile(loss=["mse", "mae"], loss_weights=[1.0, 0.5])
     assert isinstance(compiled.loss, CompiledLoss) and compiled.loss.loss_weights == [1.0, 0.5]
+
+
+def test_compiled_track_loss_weights_each_batch_by_its_size():
+    compiled = _compile()
+    compiled.track_loss(torch.tensor(2.0), torch.zeros(3, 2))
+    compiled.track_loss(torch.tensor(6.0), torch.zeros(1, 2))
+    assert float(compiled.loss_tracker.result()) == 3.0  # (3 × 2 + 1 × 6) / 4, Keras' loss tracker
+
+
+def test_compiled_track_loss_takes_the_batch_size_from_the_first_input():
+    compiled = _compile()
+    compiled.track_loss(torch.tensor(1.0), {"mask": None, "image": torch.zeros(5, 2)})
+    assert float(compiled.loss_tracker.count) == 5.0
+
+
+class _SeenPredictions:
+    def __init__(self):
+        self.y_pred = None
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.y_pred = y_pred
+
+
+def test_compiled_update_metrics_gives_the_metrics_detached_predictions():
+    compiled = _compile()
+    compiled.metrics = _SeenPredictions()
+    compiled.update_metrics(torch.zeros(2, 1), {"a": torch.ones(2, 1, requires_grad=True)})
+    assert not compiled.metrics.y_pred["a"].requires_grad
+
+
+def test_compiled_update_metrics_casts_predictions_to_float32_under_a_mixed_policy():
+    compiled = _compile(dtype_policy="mixed_bfloat16")
+    compiled.metrics = _SeenPredictions()
+    compiled.update_metrics(torch.zeros(2, 1), torch.ones(2, 1, dtype=torch.bfloat16))
+    assert compiled.metrics.y_pred.dtype == torch.float32
+
+
+def test_compiled_apply_moves_the_metric_state():
+    compiled = _compile(metrics=["mae"])
+    compiled.loss(torch.zeros(2, 1), torch.ones(2, 1))
+    compiled.metrics.update_state(torch.zeros(2, 1), torch.ones(2, 1))
+    compiled.apply(lambda t: t.double() if t.is_floating_point() else t)
+    assert {m.total.dtype for m in compiled.engine_metrics()} == {torch.float64}
+
+
+def test_compiled_apply_casts_the_optimizer_state_to_its_parameters():
+    model = _Model()
+    compiled = _compile(model, optimizer="adam")
+    model.module(torch.ones(1, 2)).sum().backward()
+    compiled.optimizer.step()
+    model.module.double()  # as Model._apply: the parameters first, then the compile state
+    compiled.apply(lambda t: t.double() if t.is_floating_point() else t)
+    assert compiled.optimizer.state[model.module.weight]["exp_avg"].dtype == torch.float64
