@@ -180,6 +180,7 @@ def test_compiled_metrics_keep_the_id_the_user_wrote_as_the_name():
     assert _names(metrics) == ["mean_absolute_error", "acc"]
 
 
+# The names below are those of Keras 3.15's compile_utils.CompileMetrics for the same arguments.
 def test_compiled_metrics_number_duplicate_names_as_keras():
     metrics = CompiledMetrics(["mae", "mae", "mae"])
     metrics.update_state(torch.zeros(2, 1), torch.ones(2, 1))
@@ -192,11 +193,24 @@ def test_compiled_metrics_prefix_a_weighted_duplicate_with_weighted():
     assert _names(metrics) == ["mae", "weighted_mae", "weighted_mae_1"]
 
 
+def test_compiled_metrics_keep_a_weighted_name_that_clashes_with_nothing():
+    metrics = CompiledMetrics(None, weighted_metrics=["mae"])
+    metrics.update_state(torch.zeros(2, 1), torch.ones(2, 1))
+    assert _names(metrics) == ["mae"]
+
+
 def test_compiled_metrics_prefix_output_names_of_a_multi_output_module():
     y_true, y_pred = _two_outputs()
-    metrics = CompiledMetrics(["mae"], weighted_metrics=["mae"])
+    metrics = CompiledMetrics([["mae"], ["mae"]], weighted_metrics=[["mae"], ["mae"]])
     metrics.update_state(y_true, y_pred)
     assert _names(metrics) == ["output_1_mae", "output_2_mae", "output_1_weighted_mae", "output_2_weighted_mae"]
+
+
+def test_compiled_metrics_repeat_a_flat_id_list_for_every_output():
+    y_true, y_pred = _two_outputs()  # errors of 1 and 2
+    metrics = CompiledMetrics(["mae"])
+    metrics.update_state(y_true, y_pred)
+    assert {k: float(v) for k, v in metrics.results().items()} == {"output_1_mae": 1.0, "output_2_mae": 2.0}
 
 
 def test_compiled_metrics_give_each_output_its_own_metrics():
