@@ -136,19 +136,23 @@ def test_compiled_request_checks_without_a_loss_does_nothing():
     assert not compiled.first_batch_pending
 
 
-def test_compiled_tracked_metrics_list_loss_trackers_then_metrics():
+def test_compiled_tracked_metrics_start_with_the_loss_tracker():
     compiled = _compile(metrics=["mae"])
-    y_true, y_pred = (torch.zeros(2, 1), torch.zeros(2, 1)), (torch.ones(2, 1), torch.ones(2, 1))
-    compiled.loss(y_true, y_pred)
-    compiled.metrics.update_state(y_true, y_pred)
-    names = [m.name for m in compiled.tracked_metrics()]
-    assert names == ["loss", "output_1_loss", "output_2_loss", "output_1_mae", "output_2_mae"]
+    assert compiled.tracked_metrics()[0] is compiled.loss_tracker
 
 
 def test_compiled_tracked_metrics_leave_out_the_loss_tracker_without_a_loss():
     compiled = _compile(loss=None, metrics=["mae"])
-    compiled.metrics.update_state(torch.zeros(2, 1), torch.ones(2, 1))
-    assert [m.name for m in compiled.tracked_metrics()] == ["mae"]
+    assert compiled.loss_tracker not in compiled.tracked_metrics()
+
+
+def test_compiled_engine_metrics_list_every_metric_compile_made():
+    compiled = _compile(metrics=["mae"])
+    y_true, y_pred = (torch.zeros(2, 1), torch.zeros(2, 1)), (torch.ones(2, 1), torch.ones(2, 1))
+    compiled.loss(y_true, y_pred)
+    compiled.metrics.update_state(y_true, y_pred)
+    names = [m.name for m in compiled.engine_metrics()]
+    assert names == ["loss", "output_1_loss", "output_2_loss", "output_1_mae", "output_2_mae"]
 
 
 def test_compiled_engine_metrics_keep_the_loss_tracker_without_a_loss():

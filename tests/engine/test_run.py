@@ -17,7 +17,7 @@ from torchcompile.engine import loop, run
 from torchcompile.engine.compile_utils import CompiledLoss
 from torchcompile.engine.compiled import compile_model
 from torchcompile.engine.resume import TrainingState
-from torchcompile.engine.run import Run, check_fit_arguments, logs_result
+from torchcompile.engine.run import Run, check_fit_arguments
 
 CPU = torch.device("cpu")
 
@@ -383,17 +383,24 @@ def test_run_on_batch_goes_through_torch_compile_after_the_first_call(monkeypatc
     assert compiles
 
 
-# ---------------------------------------------------------------- logs_result
+# ---------------------------------------------------------------- logs_result (through on_batch)
+def _on_batch(step_logs, return_dict):
+    runner = _run()
+    runner.model.step_logs = step_logs
+    return runner.on_batch("test", (X, Y, None), return_dict=return_dict)
+
+
 def test_logs_result_returns_the_dict_when_asked():
-    assert logs_result({"loss": 1.0, "mae": 2.0}, return_dict=True) == {"loss": 1.0, "mae": 2.0}
+    logs = {"loss": torch.tensor(1.0), "mae": torch.tensor(2.0)}
+    assert _on_batch(logs, return_dict=True) == {"loss": 1.0, "mae": 2.0}
 
 
 def test_logs_result_returns_a_scalar_for_one_value():
-    assert logs_result({"loss": 1.0}, return_dict=False) == 1.0
+    assert _on_batch({"gap": torch.tensor(1.0)}, return_dict=False) == 1.0
 
 
 def test_logs_result_returns_a_list_for_several_values():
-    assert logs_result({"loss": 1.0, "mae": 2.0}, return_dict=False) == [1.0, 2.0]
+    assert _on_batch({"loss": torch.tensor(1.0), "mae": torch.tensor(2.0)}, return_dict=False) == [1.0, 2.0]
 
 
 # ---------------------------------------------------------------- check_fit_arguments
