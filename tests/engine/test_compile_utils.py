@@ -2,6 +2,9 @@
 """engine/compile_utils.py: CompiledLoss (built from the first batch, per-output trackers, the
 first-batch checks) and CompiledMetrics (ids resolved from shapes, History's names)."""
 
+import dataclasses
+import typing
+
 import pytest
 import torch
 
@@ -269,3 +272,117 @@ def test_check_ids_refuses_unknown_ids_with_close_matches(loss, metrics, weighte
 
 def test_check_ids_leaves_shape_dependent_ids_for_the_first_batch():
     check_ids("crossentropy", ["accuracy", "acc", "ce"], None)  # resolved later, from shapes
+
+
+# ---------------------------------------------------------------- structured outputs (issue 15)
+class _Pair(typing.NamedTuple):
+    logits: torch.Tensor
+    hidden: torch.Tensor
+
+
+@dataclasses.dataclass
+class _Output:
+    hidden: torch.Tensor
+    logits: torch.Tensor | None = None
+
+
+def _structured(kind, with_logits=True):
+    logits, hidden = torch.full((2, 1), 2.0), torch.full((2, 1), 5.0)
+    names = ("logits", "hidden") if with_logits else ("out", "hidden")
+    if kind == "dict":
+        return dict(zip(names, (logits, hidden)))
+    if kind == "namedtuple":
+        return _Pair(logits, hidden)
+    return _Output(hidden=hidden, logits=logits)
+
+
+@pytest.mark.parametrize("kind", ["dict", "namedtuple", "dataclass"])
+def test_compiled_loss_trains_one_loss_on_the_logits_output(kind):
+    loss = CompiledLoss("mse")
+    value = loss(torch.zeros(2, 1), _structured(kind))
+    torch.testing.assert_close(value, torch.tensor(4.0))  # logits only: (2 - 0)**2, not hidden's 25
+    assert loss.names is None and loss.metrics == []  # one output: no hidden_loss tracker
+
+
+def test_compiled_loss_refuses_one_loss_for_several_outputs_without_logits():
+    with pytest.raises(ValueError, match=r"several outputs \['out', 'hidden'\].*compile\(loss=\{'out': \.\.\.\}"):
+        CompiledLoss("mse")(torch.zeros(2, 1), _structured("dict", with_logits=False))
+
+
+def test_compiled_loss_leaves_out_outputs_that_are_none():
+    y_pred = _Output(hidden=torch.ones(2, 1), logits=None)  # one output left: it is the prediction
+    torch.testing.assert_close(CompiledLoss("mse")(torch.zeros(2, 1), y_pred), torch.tensor(1.0))
+
+
+def test_compiled_loss_refuses_one_loss_and_one_target_for_a_list_of_outputs():
+    with pytest.raises(ValueError, match=r"returns 2 outputs \(a tuple\) but `y` is one target"):
+        CompiledLoss("mse")(torch.zeros(2, 1), (torch.ones(2, 1), torch.ones(2, 1)))
+
+
+def test_compiled_loss_takes_the_only_output_of_a_one_entry_dict():
+    value = CompiledLoss("mse")(torch.zeros(2, 1), {"out": torch.ones(2, 1)})
+    torch.testing.assert_close(value, torch.tensor(1.0))
+
+
+def test_compiled_loss_ignores_a_carried_loss_when_choosing_the_prediction():
+    y_pred = {"loss": torch.tensor(7.0), "scores": torch.ones(2, 1)}  # a carried loss is not an output
+    torch.testing.assert_close(CompiledLoss("mse")(torch.zeros(2, 1), y_pred), torch.tensor(1.0))
+
+
+def test_compiled_loss_dict_keyed_by_output_name_stays_multi_output():
+    loss = CompiledLoss({"hidden": "mse"})
+    value = loss(torch.zeros(2, 1), _structured("dict"))
+    torch.testing.assert_close(value, torch.tensor(25.0))
+    assert [m.name for m in loss.metrics] == ["logits_loss", "hidden_loss"]
+
+
+def test_compiled_loss_names_namedtuple_outputs_by_field():
+    loss = CompiledLoss({"hidden": "mse"})
+    loss((torch.zeros(2, 1), torch.zeros(2, 1)), _structured("namedtuple"))
+    assert [m.name for m in loss.metrics] == ["logits_loss", "hidden_loss"]
+
+
+def test_compiled_loss_targets_per_output_keep_broadcasting_one_loss():
+    y_pred = _structured("dict", with_logits=False)
+    loss = CompiledLoss("mse")
+    loss({"out": torch.zeros(2, 1), "hidden": torch.zeros(2, 1)}, y_pred)  # Keras: one loss, a target per output
+    assert [m.name for m in loss.metrics] == ["out_loss", "hidden_loss"]
+
+
+def test_compiled_loss_first_batch_check_looks_at_the_logits_output():
+    loss = CompiledLoss("binary_crossentropy")
+    loss.request_checks()
+    y_pred = {"logits": torch.tensor([[-3.0], [2.0]]), "probabilities": torch.full((2, 1), 0.5)}
+    with pytest.raises(ValueError, match="looks like logits"):
+        loss(torch.zeros(2, 1), y_pred)
+
+
+@pytest.mark.parametrize("kind", ["dict", "namedtuple", "dataclass"])
+def test_compiled_metrics_follow_the_logits_output(kind):
+    metrics = CompiledMetrics(["mae"])
+    metrics.update_state(torch.zeros(2, 1), _structured(kind))
+    assert {k: float(v) for k, v in metrics.results().items()} == {"mae": 2.0}
+
+
+def test_compiled_metrics_refuse_flat_metrics_for_several_outputs_without_logits():
+    with pytest.raises(ValueError, match=r"compile\(\) got one list of metrics.*metrics=\{'out': \[\.\.\.\]\}"):
+        CompiledMetrics(["mae"]).update_state(torch.zeros(2, 1), _structured("dict", with_logits=False))
+
+
+def test_compiled_metrics_without_metrics_accept_any_structured_output():
+    metrics = CompiledMetrics(None)
+    metrics.update_state(torch.zeros(2, 1), _structured("dict", with_logits=False))
+    assert metrics.metrics == []
+
+
+def test_compiled_metrics_keyed_by_output_name_stay_per_output():
+    metrics = CompiledMetrics({"hidden": ["mae"]})
+    metrics.update_state(torch.zeros(2, 1), _structured("dict"))
+    assert {k: float(v) for k, v in metrics.results().items()} == {"hidden_mae": 5.0}
+
+
+def test_compiled_metrics_detach_a_dataclass_prediction():
+    y_pred = _Output(hidden=torch.ones(2, 1), logits=torch.ones(2, 1, requires_grad=True))
+    metric = tc.metrics.MeanAbsoluteError()
+    CompiledMetrics([metric]).update_state(torch.zeros(2, 1), y_pred)
+    assert not any(t.requires_grad for t in metric.buffers())

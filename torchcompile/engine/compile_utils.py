@@ -5,10 +5,17 @@ Owns: resolving ids that depend on shapes ("accuracy", "crossentropy"), matching
 and metrics to the outputs of multi-output modules, `loss_weights`, the names History
 uses, and the first-batch checks (logits fed to a probability loss, sparse labels out of
 range). Not: the loss or metric arithmetic (losses/, metrics/).
+
+Structured outputs (a dict, a namedtuple, a dataclass, a Hugging Face ``ModelOutput``) have
+names. With one loss (or flat metrics) and one target, the prediction is the output named
+``logits`` (Hugging Face's convention), or the only output; several outputs and no ``logits``
+is an error naming them: one loss is never spread over several outputs. A dict of losses
+keyed by output names, or a target per output, is Keras' multi-output case.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -83,13 +90,89 @@ def get_metric(identifier: Any, y_true: torch.Tensor, y_pred: torch.Tensor) -> A
     return metric
 
 
+PREDICTION_NAME = "logits"  # the Hugging Face convention: the output a single loss trains on
+
+
+def named_outputs(y_pred: Any) -> dict[str, Any] | None:
+    """A structured output's values by name (dict, namedtuple, dataclass, ``ModelOutput``), else None.
+
+    Leaves out entries that are None and a carried ``loss`` (a 0-d tensor, Hugging Face's
+    ``output.loss``): it is what the module computed, not a prediction.
+    """
+    if isinstance(y_pred, dict):  # ModelOutput is an OrderedDict of its non-None fields
+        items = y_pred.items()
+    elif isinstance(y_pred, tuple) and hasattr(y_pred, "_fields"):
+        items = zip(y_pred._fields, y_pred)
+    elif dataclasses.is_dataclass(y_pred) and not isinstance(y_pred, type):
+        items = ((f.name, getattr(y_pred, f.name)) for f in dataclasses.fields(y_pred))
+    else:
+        return None
+    return {k: v for k, v in items if v is not None and not _is_carried_loss(k, v)}
+
+
+def _is_carried_loss(name: str, value: Any) -> bool:
+    return name == "loss" and isinstance(value, torch.Tensor) and value.dim() == 0
+
+
 def output_names(y_pred: Any) -> list[str] | None:
-    """Names of a multi-output module's outputs: dict keys, else output_1, output_2, ..."""
-    if isinstance(y_pred, dict):
-        return list(y_pred)
+    """Names of a multi-output module's outputs: dict keys (namedtuple and dataclass fields),
+    else output_1, output_2, ... for a list or tuple; None for a single output."""
+    named = named_outputs(y_pred)
+    if named is not None:
+        return list(named)
     if isinstance(y_pred, (list, tuple)):
         return [f"output_{i + 1}" for i in range(len(y_pred))]
     return None
+
+
+def single_prediction(what: str, spec: Any, y_true: Any, y_pred: Any) -> str | None:
+    """The name of the output one loss (``what="loss"``) or flat metrics train on, or None.
+
+    None when this is not the one-spec, one-target, structured-output case (a single tensor,
+    a dict of losses, a target per output: Keras' rules apply). Otherwise ``logits``, or the
+    only output; several outputs without ``logits`` (or an unnamed list of several outputs)
+    is a ValueError: one loss is never spread over several outputs.
+    """
+    if not isinstance(y_true, torch.Tensor) or isinstance(y_pred, torch.Tensor) or not _is_flat(what, spec):
+        return None
+    named = named_outputs(y_pred)
+    given = "one loss" if what == "loss" else "one list of metrics"
+    if named is None:
+        if not isinstance(y_pred, (list, tuple)):
+            return None
+        raise ValueError(
+            f"The module returns {len(y_pred)} outputs (a {type(y_pred).__name__}) but `y` is one target and "
+            f"compile() got {given}, so it is unclear which output {given} applies to; torchcompile does not "
+            f"spread it over several outputs. Give one target per output (y=[y_1, y_2, ...]) with one entry per "
+            f"output in compile(), or return a dict with the prediction under the key {PREDICTION_NAME!r}. "
+            f"Received: {what}={spec!r}, outputs={output_names(y_pred)}"
+        )
+    if PREDICTION_NAME in named:
+        return PREDICTION_NAME
+    if len(named) == 1:
+        return next(iter(named))
+    names = list(named)
+    raise ValueError(
+        f"The module returns several outputs {names}, `y` is one target and compile() got {given}, so it is "
+        f"unclear which output {given} applies to; torchcompile does not spread it over several outputs. "
+        f"Name the output: compile(loss={{{names[0]!r}: ...}}, metrics={{{names[0]!r}: [...]}}), or return the "
+        f"prediction under the key {PREDICTION_NAME!r} (the Hugging Face convention). "
+        f"Received: {what}={spec!r}, outputs={names}"
+    )
+
+
+def _is_flat(what: str, spec: Any) -> bool:
+    """One loss, or a flat list of metrics (not a dict, not one list per output)."""
+    if isinstance(spec, dict):
+        return False
+    if what == "loss":
+        return not isinstance(spec, (list, tuple))
+    return not (isinstance(spec, (list, tuple)) and any(isinstance(s, (list, tuple, dict)) for s in spec))
+
+
+def select_output(y_pred: Any, name: str) -> Any:
+    """The output ``name`` of a structured output (a dict key or an attribute)."""
+    return y_pred[name] if isinstance(y_pred, dict) else getattr(y_pred, name)
 
 
 def split_outputs(name: str, value: Any, names: list[str] | None) -> list[Any]:
@@ -120,9 +203,13 @@ def split_outputs(name: str, value: Any, names: list[str] | None) -> list[Any]:
 
 
 def flatten_targets(name: str, value: Any, names: list[str] | None) -> list[Any]:
-    """Targets (or sample weights) per output, in the order of ``names``."""
+    """Targets, sample weights or predictions (``name="y_pred"``) per output, in the order of ``names``."""
     if names is None or value is None or isinstance(value, torch.Tensor):
         return [value] * (len(names) if names else 1)
+    if name == "y_pred":
+        named = named_outputs(value)
+        if named is not None:
+            return [named.get(n) for n in names]
     if isinstance(value, dict):
         missing = [n for n in names if n not in value]
         if missing and name == "y":
@@ -139,6 +226,13 @@ def flatten_targets(name: str, value: Any, names: list[str] | None) -> list[Any]
     return list(value)
 
 
+def first_tensor(structure: Any) -> torch.Tensor:
+    """The first tensor of a (possibly structured) output, for its device and batch size."""
+    named = named_outputs(structure)
+    leaves = flatten(list(named.values()) if named is not None else structure)
+    return next(leaf for leaf in leaves if isinstance(leaf, torch.Tensor))
+
+
 class CompiledLoss:
     """The total loss, Σ loss_weight × loss(y_true, y_pred, sample_weight) over outputs.
 
@@ -153,6 +247,7 @@ class CompiledLoss:
         self.loss_weights = loss_weights
         self.built = False
         self.names: list[str] | None = None
+        self.select: str | None = None  # the output one loss trains on, in a structured output
         self.entries: list[tuple[Any, float]] = []
         self.num_classes: list[int | None] = []
         self.metrics: list = []  # one Mean per output of a multi-output module
@@ -160,6 +255,9 @@ class CompiledLoss:
         self._labels_to_check: Any = None
 
     def build(self, y_true: Any, y_pred: Any) -> None:
+        self.select = single_prediction("loss", self.loss, y_true, y_pred)
+        if self.select is not None:
+            y_pred = select_output(y_pred, self.select)
         self.names = output_names(y_pred)
         preds = flatten_targets("y_pred", y_pred, self.names)
         trues = flatten_targets("y", y_true, self.names)
@@ -170,7 +268,7 @@ class CompiledLoss:
             for spec, w, y_t, y_p in zip(losses, weights, trues, preds)
         ]
         self.num_classes = [_num_classes(loss, y_p) for (loss, _), y_p in zip(self.entries, preds)]
-        device = preds[0].device
+        device = first_tensor(preds).device
         self.metrics = [metrics_module.Mean(name=f"{n}_loss").to(device) for n in self.names or []]
         self.built = True
 
@@ -199,6 +297,8 @@ class CompiledLoss:
         """The total loss; a multi-output module's per-output losses go to their trackers."""
         if not self.built:
             self.build(y_true, y_pred)
+        if self.select is not None:
+            y_pred = select_output(y_pred, self.select)
         if self.checks_pending:
             self._run_checks(y_true, y_pred)
         if self.names is None and self.entries[0][0] is not None:
@@ -239,8 +339,20 @@ class CompiledMetrics:
         self.user_weighted_metrics = weighted_metrics
         self.built = False
         self.entries: list[tuple[int, Any, bool]] = []  # (output index, metric, weighted)
+        self.select: str | None = None  # the output flat metrics follow, in a structured output
 
     def build(self, y_true: Any, y_pred: Any, device: torch.device) -> None:
+        specs = [spec for spec in (self.user_metrics, self.user_weighted_metrics) if spec]
+        selects = {single_prediction("metrics", spec, y_true, y_pred) for spec in specs}
+        if len(selects) > 1:  # flat metrics with per-output weighted_metrics, or the reverse
+            raise ValueError(
+                "`metrics` and `weighted_metrics` must both be flat or both per output for a module with "
+                f"several outputs. Received: metrics={self.user_metrics!r}, "
+                f"weighted_metrics={self.user_weighted_metrics!r}"
+            )
+        self.select = selects.pop() if selects else None
+        if self.select is not None:
+            y_pred = select_output(y_pred, self.select)
         names = output_names(y_pred)
         preds = flatten_targets("y_pred", y_pred, names)
         trues = flatten_targets("y", y_true, names)
@@ -264,7 +376,9 @@ class CompiledMetrics:
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         if not self.built:
-            self.build(y_true, y_pred, flatten(y_pred)[0].device)
+            self.build(y_true, y_pred, first_tensor(y_pred).device)
+        if self.select is not None:  # detached here too: map_structure leaves a dataclass's fields as they are
+            y_pred = _detached(select_output(y_pred, self.select))
         if self.names is None:  # one output: every metric sees the whole of y_true and y_pred
             for _, metric, weighted in self.entries:
                 metric.update_state(y_true, y_pred, sample_weight=sample_weight if weighted else None)
@@ -301,6 +415,10 @@ def _num_classes(loss: Any, y_pred: torch.Tensor) -> int | None:
     if not y_pred.dim():
         return None
     return y_pred.shape[getattr(loss, "class_axis", -1)]
+
+
+def _detached(value: Any) -> Any:
+    return value.detach() if isinstance(value, torch.Tensor) else value
 
 
 def _as_list(value: Any) -> list:
