@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""How a batch's inputs reach the module. Owns: the rule for tuples, lists and dicts.
+"""How a batch's inputs reach the module. Owns: the rule for tuples, lists and dicts, and the
+hints added to torch's errors where they mislead a Keras user (channels-last images).
 
 A tuple or list is passed as positional inputs, a dict as keyword inputs when the forward
 takes those names (as one dict when it takes a single input and none of those names), and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from typing import Any, Callable
 
 from torch import nn
@@ -74,9 +76,47 @@ def forward(
         elif module.training != training:
             module.train(training)
     target = getattr(module, method) if method != "forward" else (through or module)
-    if len(args) == 1 and not kwargs and method == "forward":
-        return call(target, args[0], signature_of=module)
-    return target(*args, **kwargs)
+    try:  # free until something raises: the hints cost nothing on the hot path
+        if len(args) == 1 and not kwargs and method == "forward":
+            return call(target, args[0], signature_of=module)
+        return target(*args, **kwargs)
+    except RuntimeError as error:
+        hint = channels_last_hint(error)
+        if hint is None:
+            raise
+        raise RuntimeError(f"{error}\n\n{hint}") from error
+
+
+# torch's convolutions: "Given groups=1, weight of size [4, 1, 3, 3], expected input[2, 28, 28, 1] to have
+# 1 channels, but got 28 channels instead" ("Given transposed=1, ..." for ConvTranspose).
+_CHANNELS_ERROR = re.compile(r"weight of size \[([\d, ]+)\], expected input\[([\d, ]+)\] to have (\d+) channels")
+_LAYOUTS = {  # spatial dims: (what, Keras' layout, torch's layout)
+    1: ("sequences", "(N, L, C)", "(N, C, L)"),
+    2: ("images", "(N, H, W, C)", "(N, C, H, W)"),
+    3: ("volumes", "(N, D, H, W, C)", "(N, C, D, H, W)"),
+}
+
+
+def channels_last_hint(error: BaseException) -> str | None:
+    """The fix for a convolution fed channels-last data (Keras' layout), or None for other errors.
+
+    Read from torch's message: the input's last dimension is the channel count the layer wants.
+    """
+    match = _CHANNELS_ERROR.search(str(error))
+    if match is None:
+        return None
+    weight = [int(v) for v in match[1].split(",")]
+    shape = [int(v) for v in match[2].split(",")]
+    channels, spatial = int(match[3]), len(weight) - 2
+    if len(shape) != spatial + 2 or shape[-1] != channels or spatial not in _LAYOUTS:
+        return None
+    what, keras_layout, torch_layout = _LAYOUTS[spatial]
+    order = ", ".join(map(str, (0, spatial + 1, *range(1, spatial + 1))))
+    return (
+        f"Hint: your {what} look channels-last (Keras' layout, {keras_layout}); torch's Conv{spatial}d wants "
+        f"{torch_layout}: x.transpose({order}) on a NumPy array, or torch.permute(x, ({order})) on a tensor, "
+        f"before fit/predict. Received: input shape={tuple(shape)}"
+    )
 
 
 def takes_argument(module: Any, name: str, method: str = "forward") -> bool:

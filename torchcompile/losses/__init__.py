@@ -154,7 +154,7 @@ def get(identifier: Any) -> Loss | None:
     if identifier is None or isinstance(identifier, Loss):
         return identifier
     if inspect.isclass(identifier) and issubclass(identifier, Loss):
-        return identifier()
+        return _instantiate(identifier)
     if isinstance(identifier, str):
         if identifier.lower() in ("crossentropy", "ce"):
             raise ValueError(
@@ -170,11 +170,38 @@ def get(identifier: Any) -> Loss | None:
         return TorchLoss(identifier)
     if callable(identifier) and not inspect.isclass(identifier):
         return LossFunctionWrapper(identifier)
+    if inspect.isclass(identifier):  # `loss=nn.CrossEntropyLoss`: Keras would build it; torch code never means that
+        name = class_path(identifier)
+        raise TypeError(
+            f"`loss` is the class {name}, not a loss object: did you mean {name}()? Pass an instance; a "
+            f"torch.nn loss module is called module(y_pred, y_true) as in torch. Received: loss={identifier!r}"
+        )
     raise TypeError(
         f"Could not interpret loss identifier of type {type(identifier).__name__}. Pass a Keras "
         f"id such as 'mse', a tc.losses.Loss, a torch.nn loss module, or a function "
         f"fn(y_true, y_pred). Received: loss={identifier!r}"
     )
+
+
+def class_path(cls: type) -> str:
+    """How a user writes ``cls``: ``nn.CrossEntropyLoss``, ``torchmetrics.Accuracy``, else its name."""
+    module = cls.__module__ or ""
+    if module.startswith("torch.nn"):
+        return f"nn.{cls.__name__}"
+    if module.startswith("torchmetrics"):
+        return f"torchmetrics.{cls.__name__}"
+    return cls.__name__
+
+
+def _instantiate(cls: type) -> Loss:
+    """A Loss class given as the identifier, built with its defaults (Keras)."""
+    try:
+        return cls()
+    except TypeError as error:  # a subclass whose constructor needs arguments
+        raise TypeError(
+            f"The loss class {cls.__name__} needs arguments to be built ({error}); build it yourself, "
+            f"{cls.__name__}(...), and pass the object. Received: loss={cls!r}"
+        ) from error
 
 
 def _from_entry(entry: Any) -> Loss:

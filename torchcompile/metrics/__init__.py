@@ -11,7 +11,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from torch.nn.modules.loss import _Loss
+
 from torchcompile.core.registry import Registry, to_snake_case
+from torchcompile.losses import class_path
 from torchcompile.metrics.accuracy import (
     Accuracy,
     BinaryAccuracy,
@@ -187,6 +190,30 @@ def _instantiate(cls: type, identifier: str) -> Metric:
         ) from error
 
 
+def _build_foreign(cls: type) -> Any:
+    """A torchmetrics-style class given as the identifier: built with its defaults, as Keras builds classes."""
+    try:
+        return cls()
+    except (TypeError, ValueError) as error:  # torchmetrics.Accuracy needs `task`
+        name = class_path(cls)
+        raise (TypeError if isinstance(error, TypeError) else ValueError)(
+            f"The metric class {name} needs arguments to be built ({error}); pass an instance: "
+            f"did you mean {name}(...)? Received: identifier={cls!r}"
+        ) from error
+
+
+def _class_hint(cls: type) -> str:
+    name = class_path(cls)
+    if issubclass(cls, _Loss):  # a torch loss takes (y_pred, y_true) and averages: not a metric as it is
+        return (
+            f"`metrics` got the torch loss class {name}, not a metric. A torch loss is called (y_pred, y_true) "
+            f"and averages, so as a metric pass a function of (y_true, y_pred) returning per-sample "
+            f'values, e.g. lambda y_true, y_pred: {name}(reduction="none")(y_pred, y_true), or a Keras id '
+            f"such as 'sparse_categorical_crossentropy'. Received: identifier={cls!r}"
+        )
+    return f"`metrics` got the class {name}, not a metric object: did you mean {name}()? Received: identifier={cls!r}"
+
+
 def get(identifier: Any) -> Metric | None:
     """Resolve ``identifier`` to a ``Metric``, as ``keras.metrics.get`` does.
 
@@ -209,17 +236,19 @@ def get(identifier: Any) -> Metric | None:
     if isinstance(identifier, Metric):
         return identifier
     if inspect.isclass(identifier) and issubclass(identifier, Metric):
-        return identifier()
+        return _instantiate(identifier, identifier.__name__)
     if isinstance(identifier, str):
         return _instantiate(METRICS.lookup(identifier), identifier)
     if isinstance(identifier, dict) and {"class_name", "config"} <= identifier.keys():
         return METRICS.lookup(identifier["class_name"]).from_config(dict(identifier["config"]))
     if inspect.isclass(identifier) and _is_foreign(identifier):
-        return ForeignMetric(identifier())
+        return ForeignMetric(_build_foreign(identifier))
     if _is_foreign(identifier):
         return ForeignMetric(identifier)
     if callable(identifier) and not inspect.isclass(identifier):
         return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
+    if inspect.isclass(identifier):
+        raise TypeError(_class_hint(identifier))
     raise TypeError(
         "A metric must be a string id, a tc.metrics.Metric, a {'class_name', 'config'} "
         "dict, an object with torchmetrics' update/compute/reset, or a function "
