@@ -330,8 +330,9 @@ def test_run_on_batch_resets_the_metrics_first():
     assert runner.on_batch("test", (torch.full((2, 1), 3.0), Y, None), return_dict=True) == {"loss": 3.0}
 
 
-def test_run_on_batch_requests_the_first_batch_checks():
-    runner = _run()
+def test_run_on_batch_requests_the_first_batch_checks_on_a_first_call():
+    model = _Model()
+    runner = _run(model, compiled=_compiled(model, loss=CompiledLoss("mse")))  # not built yet
     runner.on_batch("train", (X, Y, None), return_dict=False)
     assert runner.compiled.checks == [None]
 
