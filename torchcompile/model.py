@@ -23,6 +23,7 @@ from torchcompile.core.registry import to_snake_case
 from torchcompile.engine import compile_utils, distributed, loop, module_inputs, run
 from torchcompile.engine import compiled as compiled_module
 from torchcompile.engine.device import resolve_device
+from torchcompile.metrics.metric import Metric
 from torchcompile.model_io import ModelIO
 
 
@@ -196,9 +197,10 @@ class Model(ModelIO, nn.Module):
     # ------------------------------------------------------------------ metrics
     @property
     def metrics(self) -> list:
-        """The loss tracker, the per-output loss trackers, then the compiled metrics; a subclass may
-        list its own trackers instead (they are reset each epoch and shown in the logs)."""
-        return self._compiled.tracked_metrics() if self._compiled is not None else []
+        """Keras' order: the loss tracker, the compiled metrics (one ``CompileMetrics``), the per-output
+        loss trackers, then metrics held as attributes. A subclass may list its own instead."""
+        own = [m for m in self._modules.values() if isinstance(m, Metric)]
+        return (self._compiled.tracked_metrics() if self._compiled is not None else []) + own
 
     @property
     def metrics_names(self) -> list[str]:
@@ -247,7 +249,7 @@ class Model(ModelIO, nn.Module):
         run.check_fit_arguments(self, verbose, method="evaluate")
         iterator = run.data_iterator(self, x, y, sample_weight, batch_size, steps)
         logs = self._run(callbacks, verbose, 1, iterator.num_steps).evaluate(iterator)
-        return run.logs_result(logs, return_dict)
+        return run.logs_result(logs, return_dict, self.metrics)
 
     def predict(
         self, x: Any, batch_size: int | None = None, verbose: int | str = "auto", steps: int | None = None,

@@ -27,9 +27,9 @@ def test_lazy_logs_compute_nothing_until_read():
     assert float(logs["loss"]) == 0.5 and metric.calls == 1
 
 
-def test_pythonify_logs_gives_floats_and_keeps_order():
-    logs = pythonify_logs({"loss": torch.tensor(0.25), "acc": torch.tensor(1.0)})
-    assert logs == {"loss": 0.25, "acc": 1.0} and list(logs) == ["loss", "acc"]
+def test_pythonify_logs_gives_floats_sorted_and_flattened_as_keras():
+    logs = pythonify_logs({"loss": torch.tensor(0.25), "compile_metrics": {"acc": torch.tensor(1.0)}})
+    assert logs == {"loss": 0.25, "acc": 1.0} and list(logs) == ["acc", "loss"]
     assert all(type(v) is float for v in logs.values())
 
 

@@ -50,11 +50,6 @@ def test_simple_train_step_learns(results):
     assert _decreasing(history["loss"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compiled metrics are built lazily by compute_metrics, so a custom train_step iterating "
-    "self.metrics never sees 'mae' (Keras lists a compile_metrics container that builds itself)",
-)
 def test_simple_train_step_history_has_the_compiled_metric_as_keras(results):
     # Keras 3 (same guide, same code): History keys {'loss', 'mae'}.
     assert set(results["simple"]) == {"loss", "mae"}
@@ -127,11 +122,6 @@ def test_custom_test_step_loss_is_the_mean_of_batch_losses(example):
     assert logs == pytest.approx({"loss": float(np.mean(batch_losses))}, rel=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compiled metrics are built lazily by compute_metrics, so a custom test_step iterating "
-    "self.metrics never updates 'mae' and evaluate drops it (Keras returns {'loss', 'mae'})",
-)
 def test_evaluate_with_custom_test_step_returns_the_compiled_metric_as_keras(results):
     assert set(results["evaluate"]) == {"loss", "mae"}
 

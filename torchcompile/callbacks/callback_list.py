@@ -109,10 +109,14 @@ class CallbackList(Callback):
 
     def _call(self, hook: str, *args: Any, logs: Any = None) -> None:
         logs = {} if logs is None else logs
+        plain = logs if isinstance(logs, dict) else None
         for cb in self.callbacks:
             method = getattr(cb, hook, None)
-            if method is not None:
-                method(*args, logs=logs)
+            if method is None:
+                continue
+            if not isinstance(cb, Callback) and plain is None:
+                plain = dict(logs)  # a Keras callback checks isinstance(logs, dict): resolve the lazy logs once
+            method(*args, logs=logs if isinstance(cb, Callback) else plain)
 
     def on_train_begin(self, logs=None):
         self._call("on_train_begin", logs=logs)

@@ -81,7 +81,7 @@ class MonitorCallback(Callback):
         name = self.monitor.removeprefix("val_")
         if name == "loss" or name.endswith("_loss"):
             return False
-        for metric in getattr(self.model, "metrics", None) or []:
+        for metric in _leaves(getattr(self.model, "metrics", None) or []):
             if getattr(metric, "name", None) == name and isinstance(getattr(metric, "higher_is_better", None), bool):
                 return metric.higher_is_better
         if _HIGHER_IS_BETTER.search(name):
@@ -126,3 +126,8 @@ class MonitorCallback(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state["best"]
+
+
+def _leaves(metrics: list) -> list:
+    """The metrics, a container's (the model's ``CompileMetrics``) expanded into those it holds, as Keras does."""
+    return [leaf for m in metrics for leaf in (m.metrics if isinstance(getattr(m, "metrics", None), list) else [m])]

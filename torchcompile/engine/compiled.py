@@ -75,13 +75,66 @@ class Compiled:
             self.optimizer.load_state_dict(self.optimizer.state_dict())  # torch casts state to each param
 
     def engine_metrics(self) -> list:
-        """Every metric compile() made (the model's ``metrics`` may list others instead)."""
+        """Every metric compile() made, one by one (the model's ``metrics`` may list others instead)."""
         return [self.loss_tracker] + (self.loss.metrics if self.loss is not None else []) + self.metrics.metrics
 
     def tracked_metrics(self) -> list:
-        """The loss tracker (when there is a loss), the per-output loss trackers, the compiled metrics."""
-        trackers = [self.loss_tracker] + self.loss.metrics if self.loss is not None else []
-        return trackers + self.metrics.metrics
+        """Keras' order: the loss tracker (when there is a loss), the compiled metrics as one
+        ``CompileMetrics`` (built on its first update, so a custom step's ``update_state`` builds it),
+        then the per-output loss trackers."""
+        trackers = [self.loss_tracker] if self.loss is not None else []
+        return trackers + [self.compile_metrics] + (self.loss.metrics if self.loss is not None else [])
+
+    @property
+    def compile_metrics(self) -> CompileMetrics:
+        return CompileMetrics(self.metrics)
+
+
+class CompileMetrics:
+    """The compiled metrics as one metric, as Keras' ``CompileMetrics``: ``update_state(y, y_pred,
+    sample_weight)`` builds them on first use and updates them all; ``result()`` is a dict of
+    their results (flattened into the logs); ``metrics`` lists them."""
+
+    name = "compile_metrics"
+
+    def __init__(self, compiled_metrics: CompiledMetrics):
+        self._compiled = compiled_metrics
+
+    @property
+    def metrics(self) -> list:
+        return self._compiled.metrics
+
+    @property
+    def variables(self) -> list[torch.Tensor]:
+        return [v for m in self.metrics for v in getattr(m, "variables", [])]
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        self._compiled.update_state(y_true, y_pred, sample_weight)
+
+    def result(self) -> dict[str, Any]:
+        return {m.name: m.result() for m in self.metrics}
+
+    def reset_state(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+
+def leaf_metrics(metrics: list) -> list:
+    """``metrics`` with each ``CompileMetrics`` replaced by the metrics it holds."""
+    return [leaf for m in metrics for leaf in (m.metrics if isinstance(m, CompileMetrics) else [m])]
+
+
+def metric_names_in_order(metrics: list) -> list[str]:
+    """The log keys in Keras' ``_flatten_metrics_in_order`` order. Keras names a ``CompileMetrics``'
+    metrics without their output prefix, so a multi-output module's metrics match no log key and come
+    last, sorted, after the per-output losses; we give the same order."""
+    names: list[str] = []
+    for m in metrics:
+        if isinstance(m, CompileMetrics):
+            names += [leaf.name for leaf in m.metrics] if getattr(m._compiled, "names", None) is None else []
+        else:
+            names.append(m.name)
+    return names
 
 
 def compile_model(

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 
 from torchcompile.core.tree import flatten, map_structure
+from torchcompile.engine.compiled import leaf_metrics
 from torchcompile.metrics.metric import ForeignMetric, Metric
 from torchcompile.optimizers.step_hooks import hooks_of
 
@@ -69,7 +70,7 @@ def compiled_step(model: Any, compiled: Any, step: Callable[[tuple], Any]) -> Ca
     def run(data: tuple) -> Any:
         if compiled.first_batch_pending or state["failed"]:
             return step(data)
-        snapshot = None if state["verified"] else [t.clone() for m in model.metrics for t in _states(m)]
+        snapshot = None if state["verified"] else [t.clone() for m in leaf_metrics(model.metrics) for t in _states(m)]
         try:
             if state["fn"] is None:
                 state["fn"] = torch.compile(step)
@@ -92,7 +93,7 @@ def _is_compiler_error(error: Exception) -> bool:
 def _fall_back(model: Any, optimizer: Any, snapshot: list | None, error: Exception, state: dict) -> None:
     state["failed"] = True
     if snapshot is not None:
-        for target, saved in zip((t for m in model.metrics for t in _states(m)), snapshot):
+        for target, saved in zip((t for m in leaf_metrics(model.metrics) for t in _states(m)), snapshot):
             target.copy_(saved)
     if optimizer is not None:
         optimizer.zero_grad(set_to_none=True)
@@ -128,7 +129,7 @@ def capture_blocker(model: Any, compiled: Any, custom_train_step: bool) -> str |
             "the optimizer's learning-rate schedule or EMA is Python-side state",
         ),
         (
-            any(isinstance(m, ForeignMetric) or not isinstance(m, Metric) for m in model.metrics),
+            any(isinstance(m, ForeignMetric) or not isinstance(m, Metric) for m in leaf_metrics(model.metrics)),
             "a metric is not a tc metric",
         ),
         (compiled.ddp is not None, "several processes: DDP all-reduces gradients from Python hooks"),

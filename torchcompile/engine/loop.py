@@ -51,8 +51,13 @@ class LazyLogs(MutableMapping):
 
     def _resolve(self) -> dict[str, Any]:
         if self._values is None:
-            self._values = metrics_results(self._metrics())
+            results = metrics_results(self._metrics())
+            self._values = {k: results[k] for k in sorted(results)}  # Keras sorts its logs
         return self._values
+
+    def copy(self) -> dict[str, Any]:
+        """A plain dict of the values (computed now), as ``dict.copy``."""
+        return dict(self._resolve())
 
     def __getitem__(self, key: str) -> Any:
         return self._resolve()[key]
@@ -154,9 +159,24 @@ def run_epoch(
 
 
 def step_logs(model: Trainable, result: Any) -> Mapping:
-    """What a train/test step returned (Keras: the logs callbacks see), or the running metric
-    values when it returned no dict (a step written for an older contract, or a CUDA graph replay)."""
-    return result if isinstance(result, Mapping) else LazyLogs(lambda: model.metrics)
+    """What a train/test step returned (Keras: the logs callbacks see; nested dicts flattened, keys
+    sorted, values left on the device), or the running metric values when it returned no dict (a
+    step written for an older contract, or a CUDA graph replay)."""
+    if isinstance(result, LazyLogs):
+        return result
+    return flatten_logs(result) if isinstance(result, Mapping) else LazyLogs(lambda: model.metrics)
+
+
+def flatten_logs(logs: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested dicts merged into one, keys sorted, as Keras' ``pythonify_logs`` (without reading values)."""
+    flat: dict[str, Any] = {}
+    for key in sorted(logs):
+        value = logs[key]
+        if isinstance(value, Mapping):
+            flat.update(flatten_logs(value))
+        else:
+            flat[key] = value
+    return flat
 
 
 def _identity(batch: Any, mode: str) -> Any:
@@ -181,11 +201,13 @@ def _groups(batches: Iterator[tuple[int, Any]], size: int) -> Iterator[tuple[lis
 
 
 def pythonify_logs(results: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """Device results → Python floats (vectors → NumPy arrays). One host sync for all scalars."""
+    """Device results → Python floats (vectors → NumPy arrays), keys sorted as Keras' ``pythonify_logs``
+    sorts them; nested dicts are merged in. One host sync for all scalars."""
+    results = flatten_logs(results)
     scalars = {k: v for k, v in results.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
     values = torch.stack([v.detach().reshape(()).float() for v in scalars.values()]).tolist() if scalars else []
     python = dict(zip(scalars, values))
-    return {k: python[k] if k in python else _to_numpy(v) for k, v in results.items()}
+    return {k: python[k] if k in python else _to_numpy(results[k]) for k in sorted(results)}
 
 
 def _to_numpy(value: Any) -> Any:

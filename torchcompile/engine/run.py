@@ -12,6 +12,7 @@ validation.py), what a step computes (Model), one epoch's batches (engine/loop.p
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -20,7 +21,7 @@ import torch
 from torchcompile import optimizers as optimizers_module
 from torchcompile.core.batches import pack_x_y_sample_weight
 from torchcompile.engine import data_adapters, distributed, execution, loop, validation
-from torchcompile.engine.compiled import Compiled
+from torchcompile.engine.compiled import Compiled, leaf_metrics, metric_names_in_order
 from torchcompile.engine.device import to_device
 from torchcompile.engine.epoch_iterator import EpochIterator
 from torchcompile.engine.loop import Trainable
@@ -89,15 +90,16 @@ class Run:
             callbacks.on_epoch_begin(epoch)
             with loop.mode(model.module, training=True):
                 (last,) = self._run_epoch("train", train, train_fn, resume)
-            model.stop_training = distributed.end_epoch(model.module, model.metrics, model.stop_training)
+            model.stop_training = distributed.end_epoch(model.module, leaf_metrics(model.metrics), model.stop_training)
             epoch_logs = self._epoch_logs(last)  # host sync, once per epoch
             if val is not None and validation.should_validate(epoch, validation_freq):
                 epoch_logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             if model.stop_training:
                 break
-        with torch.no_grad():
-            optimizers_module.finalize_variable_values(self.compiled.optimizer)  # use_ema: weights ← their average
+        if self.compiled.optimizer is not None:
+            with torch.no_grad():
+                optimizers_module.finalize_variable_values(self.compiled.optimizer)  # use_ema: weights ← averages
         callbacks.on_train_end(epoch_logs)
         return callbacks.history
 
@@ -110,7 +112,7 @@ class Run:
         self.callbacks.on_test_begin()
         with loop.mode(model.module, training=False):
             (last,) = self._run_epoch("test", iterator, self.step_function("test"))
-        distributed.all_reduce_metrics(model.metrics)  # several processes: global values
+        distributed.all_reduce_metrics(leaf_metrics(model.metrics))  # several processes: global values
         logs = self._epoch_logs(last)  # host sync, once per evaluation
         self.callbacks.on_test_end(logs)
         return logs
@@ -138,26 +140,27 @@ class Run:
         model = self.model
         if mode != "predict":
             model.reset_metrics()
-            self.compiled.request_checks()
+            if self.compiled.loss is not None and not self.compiled.loss.built:
+                self.compiled.request_checks()  # the first call's checks; later calls may run compiled
         with loop.mode(model.module, training=mode == "train"):
             result = self.step_function(mode)(self.prepare(batch, mode))
         if mode == "predict":
             return loop.concatenate_outputs([result])
-        return logs_result(self._epoch_logs(result), return_dict)
+        return logs_result(self._epoch_logs(result), return_dict, model.metrics)
 
     def _epoch_logs(self, last: Any) -> dict[str, Any]:
         """Keras' rule: the metrics' results, unless the last step returned other keys (then its logs)."""
         metric_logs = self.model.get_metrics_result()
         if isinstance(last, loop.LazyLogs) and last.is_metrics_result or not isinstance(last, Mapping):
             return loop.pythonify_logs(metric_logs)
-        return loop.pythonify_logs(metric_logs if set(last) == set(metric_logs) else dict(last))
+        return loop.pythonify_logs(metric_logs if set(last) == set(metric_logs) else last)
 
     def _place(self) -> None:
         """Submodules and metrics made after the model moved (a subclass's own) join its device."""
         model, device = self.model, self.model.device
         if any(t.device != device for t in itertools.chain(model.module.parameters(), model.module.buffers())):
             model.to(device)
-        for metric in model.metrics:
+        for metric in leaf_metrics(model.metrics):
             if isinstance(metric, torch.nn.Module) and getattr(metric, "device", device) != device:
                 metric.to(device)
 
@@ -252,11 +255,14 @@ def _pack(batch: tuple, mode: str) -> Any:
     return pack_x_y_sample_weight(*batch)
 
 
-def logs_result(logs: dict[str, Any], return_dict: bool) -> Any:
-    """evaluate's and ``*_on_batch``'s return: the dict, or its values (a scalar when there is one)."""
+def logs_result(logs: dict[str, Any], return_dict: bool, metrics: list) -> Any:
+    """evaluate's and ``*_on_batch``'s return: the dict (keys sorted, as Keras), or the values in the
+    order of ``metrics`` (loss, compiled metrics, per-output losses), then any other key sorted (a
+    scalar when there is one value), as Keras' ``_flatten_metrics_in_order``."""
     if return_dict:
         return logs
-    values = list(logs.values())
+    names = metric_names_in_order(metrics)
+    values = [logs[n] for n in names if n in logs] + [logs[k] for k in sorted(logs) if k not in names]
     return values[0] if len(values) == 1 else values
 
 
@@ -272,7 +278,7 @@ def check_fit_arguments(
         )
     if verbose not in (0, 1, 2, "auto") or isinstance(verbose, bool):
         raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
-    if not isinstance(epochs, int) or isinstance(epochs, bool):
+    if not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool):
         raise TypeError(f"`epochs` must be an integer. Received: epochs={epochs!r}")
     if method in ("fit", "train_on_batch") and model.optimizer is None and not custom_train_step:
         raise ValueError(
