@@ -31,6 +31,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_RUNNERS = "fast,tutorial,tc0,tc1,tc_spe,tc_jit,keras,lightning"
+EXTRA_RUNNERS = "tc_bf16,tc_f16,tc_graph,tc_spe_bf16"
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -67,8 +68,11 @@ def worker(args: argparse.Namespace) -> None:
 
 def paired_worker(args: argparse.Namespace) -> None:
     """``--paired N``: the rows alternate N times in this one process (one timed fit each, after its
-    own warm-up); prints ``RESULT {row: [cpu seconds, ...]}``. In-process pairs see the same
-    machine state, so their ratios are tighter than those of separate processes."""
+    own warm-up); prints ``RESULT {"cpu": {row: [seconds, ...]}, "wall": {...}, "failed": {row: error}}``.
+    In-process pairs see the same machine state, so their ratios are tighter than those of separate
+    processes. A row that raises is reported as failed and the others go on (a first run on CUDA)."""
+    import traceback
+
     import torch
 
     sys.path.insert(0, HERE)
@@ -77,12 +81,24 @@ def paired_worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     runners.REPEATS = 1
     device = torch.device(args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
-    times: dict[str, list[float]] = {r: [] for r in args.runners.split(",")}
+    rows = args.runners.split(",")
+    times: dict[str, dict[str, list[float]]] = {"cpu": {r: [] for r in rows}, "wall": {r: [] for r in rows}}
+    failed: dict[str, str] = {}
     for _ in range(args.paired):
-        for runner in times:
+        for runner in rows:
+            if runner in failed:
+                continue
             torch.manual_seed(0)
-            times[runner].append(runners.RUNNERS[runner][1](args.workloads, device, args.epochs)[1])
-    print("RESULT " + json.dumps(times))
+            try:
+                wall, cpu = runners.RUNNERS[runner][1](args.workloads, device, args.epochs)
+            except Exception as error:  # noqa: BLE001 - reported, and the other rows still run
+                failed[runner] = f"{type(error).__name__}: {error}"[:300]
+                traceback.print_exc()
+                continue
+            times["cpu"][runner].append(cpu)
+            times["wall"][runner].append(wall)
+            print(f"PROGRESS {runner} {wall:.3f}", flush=True)
+    print("RESULT " + json.dumps({**times, "failed": failed}))
 
 
 def run_one(runner: str, workload: str, args: argparse.Namespace) -> dict | None:
@@ -161,17 +177,23 @@ def table(results: dict[str, dict[str, list[dict]]], markdown: bool) -> str:
 
 
 def print_paired(args: argparse.Namespace) -> None:
-    """``--paired``: per workload, one process alternating the rows; ratios are medians of pairs."""
+    """``--paired``: per workload, one process alternating the rows; ratios are medians of pairs.
+    CPU time on a CPU; on CUDA wall time (the device works asynchronously, and a host waiting on it
+    spins)."""
     sys.path.insert(0, HERE)
     from runners import RUNNERS, WORKLOADS
 
     rows = args.runners.split(",")
-    print(
+    clock = args.clock or ("wall" if args.device.startswith("cuda") else "cpu")
+    lines = [
         f"{args.device}, {args.threads} torch thread(s), rows alternating {args.paired} times in one process "
-        f"per workload, one fit of {args.epochs} epochs each"
-    )
-    print("| workload | runner | µs/step (CPU, median) | × fast loop (median of pairs) | range of pairs |")
-    print("|---|---|---:|---:|---:|")
+        f"per workload, one fit of {args.epochs} epochs each; {clock} time",
+        "",
+        f"| workload | runner | µs/step ({clock}, median) | × {RUNNERS[rows[0]][0]} (median of pairs) "
+        "| range of pairs |",
+        "|---|---|---:|---:|---:|",
+    ]
+    print("\n".join(lines), flush=True)
     for workload in args.workloads.split(","):
         command = [
             sys.executable,
@@ -192,20 +214,41 @@ def print_paired(args: argparse.Namespace) -> None:
             args.device,
         ]
         env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": str(args.threads)}
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout * args.paired)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if not lines:
-            print(f"  {workload} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-            continue
-        times = json.loads(lines[-1][len("RESULT ") :])
         w = WORKLOADS[workload]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout * args.paired)
+            stdout, stderr = done.stdout, done.stderr
+        except subprocess.TimeoutExpired as error:
+            stdout = error.stdout.decode() if isinstance(error.stdout, bytes) else error.stdout or ""
+            stderr = f"timed out after {error.timeout:.0f} s"
+        results = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+        if not results:
+            finished = [line.split()[1] for line in stdout.splitlines() if line.startswith("PROGRESS ")]
+            row = f"| {w.name} | (failed) | — | — | {stderr.strip().splitlines()[-1] if stderr.strip() else '?'}"
+            print(row + (f"; finished: {','.join(finished)}" if finished else "") + " |", flush=True)
+            print(f"  {workload} failed:\n{stderr[-3000:]}", file=sys.stderr)
+            lines.append(row)
+            continue
+        found = json.loads(results[-1][len("RESULT ") :])
+        times, failed = found[clock], found.get("failed", {})
         steps = args.epochs * -(-w.samples // w.batch_size)
         for row in rows:
-            ratios = [t / f for t, f in zip(times[row], times[rows[0]])]
-            print(
-                f"| {w.name} | {RUNNERS[row][0]} | {statistics.median(times[row]) / steps * 1e6:.0f} | "
-                f"{statistics.median(ratios):.2f}× | {min(ratios):.2f}–{max(ratios):.2f} |"
-            )
+            if row in failed or not times[row]:
+                line = f"| {w.name} | {RUNNERS[row][0]} | failed | — | {failed.get(row, 'no run')} |"
+            else:
+                base = times[rows[0]]
+                ratios = [t / f for t, f in zip(times[row], base)] if base else []
+                ratio = f"{statistics.median(ratios):.2f}×" if ratios else "—"
+                spread = f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else "—"
+                line = (
+                    f"| {w.name} | {RUNNERS[row][0]} | {statistics.median(times[row]) / steps * 1e6:.0f} | "
+                    f"{ratio} | {spread} |"
+                )
+            print(line, flush=True)
+            lines.append(line)
+    if args.output:
+        with open(args.output, "a") as f:
+            f.write("\n".join(lines) + "\n\n")
 
 
 def _paired_ratio(runs: list[dict], base: dict[int, dict], clock: str) -> str:
@@ -216,8 +259,12 @@ def _paired_ratio(runs: list[dict], base: dict[int, dict], clock: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", default="mlp64,mlp1024,cnn128", help="comma-separated: mlp64,mlp1024,cnn128")
-    parser.add_argument("--runners", default=DEFAULT_RUNNERS, help=f"comma-separated, from: {DEFAULT_RUNNERS},tc_bf16")
+    parser.add_argument(
+        "--workloads", default="mlp64,mlp1024,cnn128", help="comma-separated: linear8,mlp64,mlp1024,cnn128"
+    )
+    parser.add_argument(
+        "--runners", default=DEFAULT_RUNNERS, help=f"comma-separated, from: {DEFAULT_RUNNERS},{EXTRA_RUNNERS}"
+    )
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed fit (after a warm-up epoch)")
     parser.add_argument("--repeats", type=int, default=3, help="timed fits per process (median taken)")
     parser.add_argument("--rounds", type=int, default=3, help="processes per runner; the table shows medians")
@@ -229,6 +276,10 @@ def main() -> None:
     parser.add_argument(
         "--paired", type=int, default=0, help="instead: alternate the rows this many times in one process per workload"
     )
+    parser.add_argument(
+        "--clock", choices=("cpu", "wall"), help="--paired: the clock (default: wall on CUDA, else cpu)"
+    )
+    parser.add_argument("--output", help="--paired: also append the markdown table to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "paired":

@@ -31,9 +31,12 @@ class Workload:
     batch_size: int
     samples: int
     shape: tuple[int, ...]  # one sample's shape
+    classes: int = 10
 
 
 WORKLOADS = {
+    # Dispatch-bound: a step computes almost nothing, so the host's per-step work decides its time.
+    "linear8": Workload("nn.Linear(8, 2), batch 8", 8, 4096, (8,), classes=2),
     "mlp64": Workload("784-128-10 MLP, batch 64", 64, 8192, (784,)),
     "mlp1024": Workload("784-128-10 MLP, batch 1024", 1024, 32768, (784,)),
     "cnn128": Workload("small CNN, batch 128", 128, 2048, (1, 28, 28)),
@@ -41,6 +44,8 @@ WORKLOADS = {
 
 
 def make_module(workload: str) -> nn.Module:
+    if workload == "linear8":
+        return nn.Linear(8, 2)
     if workload.startswith("mlp"):
         return nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
     return nn.Sequential(
@@ -58,7 +63,9 @@ def make_module(workload: str) -> nn.Module:
 def make_keras_model(workload: str):
     import keras
 
-    if workload.startswith("mlp"):
+    if workload == "linear8":
+        layers = [keras.Input((8,)), keras.layers.Dense(2)]
+    elif workload.startswith("mlp"):
         layers = [keras.Input((784,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)]
     else:  # channels_last, as Keras expects; the same layers as make_module
         layers = [
@@ -76,7 +83,7 @@ def make_keras_model(workload: str):
 def make_data(workload: Workload) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(workload.samples, *workload.shape)).astype("float32")
-    return x, rng.integers(0, 10, size=workload.samples).astype("int64")
+    return x, rng.integers(0, workload.classes, size=workload.samples).astype("int64")
 
 
 def sync(device: torch.device) -> None:
@@ -102,6 +109,14 @@ def timed(device: torch.device, fn: Callable[[], None]) -> tuple[float, float]:
 
 def fast_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float]:
     """The floor: data on the device once, a device permutation per epoch, one sync per epoch."""
+    run = fast_loop_session(key, device)
+    w = WORKLOADS[key]
+    run(1, w.samples // 8)
+    return timed(device, lambda: run(epochs, w.samples))
+
+
+def fast_loop_session(key: str, device: torch.device) -> Callable[[int, int], None]:
+    """The fast loop's model and optimizer, built once; returns ``run(epochs, samples)``."""
     w = WORKLOADS[key]
     x, y = make_data(w)
     module = make_module(key).to(device)
@@ -126,8 +141,7 @@ def fast_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float
                 correct += (logits.detach().argmax(-1) == yb).sum()
             _ = [(total / limit).item(), (correct / limit).item()]  # one sync per epoch
 
-    run(1, w.samples // 8)
-    return timed(device, lambda: run(epochs, w.samples))
+    return run
 
 
 def tutorial_loop(key: str, device: torch.device, epochs: int) -> tuple[float, float]:
@@ -166,6 +180,15 @@ def tutorial_loop(key: str, device: torch.device, epochs: int) -> tuple[float, f
 
 def tc_fit(key: str, device: torch.device, epochs: int, verbose: int = 0, **compile_args) -> tuple[float, float]:
     """``tc.Model(module).compile(...)`` then ``fit(x, y, batch_size, epochs, verbose)`` on NumPy arrays."""
+    run = tc_fit_session(key, device, verbose, **compile_args)
+    w = WORKLOADS[key]
+    run(1, w.samples // 8)
+    return timed(device, lambda: run(epochs, w.samples))
+
+
+def tc_fit_session(key: str, device: torch.device, verbose: int = 0, **compile_args) -> Callable[[int, int], None]:
+    """A compiled ``tc.Model``, built once; returns ``run(epochs, samples)``: one ``fit`` call (the bar,
+    with ``verbose=1``, drawn into a buffer). ``run.model`` is the model."""
     import warnings
 
     import torchcompile as tc
@@ -181,9 +204,13 @@ def tc_fit(key: str, device: torch.device, epochs: int, verbose: int = 0, **comp
             metrics=["accuracy"],
             **compile_args,
         )
-    with _quiet(verbose):
-        model.fit(x[: w.samples // 8], y[: w.samples // 8], batch_size=w.batch_size, epochs=1, verbose=verbose)
-        return timed(device, lambda: model.fit(x, y, batch_size=w.batch_size, epochs=epochs, verbose=verbose))
+
+    def run(n_epochs: int, limit: int) -> None:
+        with _quiet(verbose):
+            model.fit(x[:limit], y[:limit], batch_size=w.batch_size, epochs=n_epochs, verbose=verbose)
+
+    run.model = model
+    return run
 
 
 def keras_fit(key: str, device: torch.device, epochs: int) -> tuple[float, float]:
@@ -292,6 +319,17 @@ RUNNERS: dict[str, tuple[str, Callable[..., tuple[float, float]]]] = {
     ),
     "tc_jit": ("tc fit, jit_compile=True", lambda k, d, e: tc_fit(k, d, e, jit_compile=True)),
     "tc_bf16": ("tc fit, mixed_bfloat16", lambda k, d, e: tc_fit(k, d, e, dtype_policy="mixed_bfloat16")),
+    "tc_f16": ("tc fit, mixed_float16", lambda k, d, e: tc_fit(k, d, e, dtype_policy="mixed_float16")),
+    "tc_graph": (
+        "tc fit, cuda_graph=True (steps_per_execution=1)",
+        lambda k, d, e: tc_fit(k, d, e, cuda_graph=d.type == "cuda"),
+    ),
+    "tc_spe_bf16": (
+        "tc fit, steps_per_execution=8, mixed_bfloat16",
+        lambda k, d, e: tc_fit(
+            k, d, e, steps_per_execution=8, cuda_graph=d.type == "cuda", dtype_policy="mixed_bfloat16"
+        ),
+    ),
     "keras": ("Keras 3 (torch backend)", keras_fit),
     "lightning": ("Lightning Trainer", lightning_fit),
 }
