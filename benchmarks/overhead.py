@@ -37,7 +37,7 @@ slicing; ``model.py:forward``, ``engine/module_inputs.py`` and the model's own
 ``model.py`` and ``compiled.py`` → loop bookkeeping; ``core/`` and ``metrics/metric.py``'s
 shared code inherit from their callers.
 
-    python benchmarks/overhead.py                      # both workloads, ~2 minutes
+    python benchmarks/overhead.py                      # both workloads, about a minute
     python benchmarks/overhead.py --markdown           # the tables as benchmarks/README.md carries them
     python benchmarks/overhead.py --workloads linear8 --rounds 21 --top 15
 """
@@ -603,27 +603,62 @@ def report(key: str, device: torch.device, args: argparse.Namespace) -> str:
 
 
 def header(device: torch.device) -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", HERE, "status", "--porcelain", "--", "../torchcompile"], capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        commit, dirty = "?", ""
+    """Date, the torchcompile measured (the commit of its checkout, and whether it differs from it), machine."""
+    import torchcompile
+
+    source = os.path.dirname(os.path.dirname(os.path.abspath(torchcompile.__file__)))
+
+    def git(*command: str) -> str:
+        try:
+            done = subprocess.run(["git", "-C", source, *command], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit:
+        changed = git("status", "--porcelain", "--", "torchcompile")
+        dirty = " (with uncommitted changes in torchcompile/)" if changed else ""
+        where = f"torchcompile at commit {commit}{dirty}"
+    else:
+        where = f"torchcompile from {source} (not a git checkout)"
     load = os.getloadavg()
     return (
-        f"{time.strftime('%Y-%m-%d')}, commit {commit}{' (torchcompile/ modified)' if dirty else ''}, "
-        f"{device}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}, Python "
-        f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load[0]:.1f}"
+        f"{time.strftime('%Y-%m-%d')}, {where}; {device}, {torch.get_num_threads()} torch thread(s), torch "
+        f"{torch.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+        f"{load[0]:.1f} at the start"
     )
+
+
+def plain(text: str) -> str:
+    """The markdown as aligned text for a terminal: tables in columns, no separators or emphasis."""
+    out: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            widths = [max(len(row[i]) for row in table if i < len(row)) for i in range(max(map(len, table)))]
+            for row in table:
+                cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+                out.append("  ".join(cells).rstrip())
+            table.clear()
+
+    for line in text.replace("**", "").replace("`", "").splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-:") for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return "\n".join(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="linear8,mlp64", help="comma-separated, from: linear8,mlp64,mlp1024")
-    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds (pairs) per workload")
+    parser.add_argument("--rounds", type=int, default=21, help="alternating rounds (pairs) per workload")
     parser.add_argument("--profile-repeats", type=int, default=2, help="timed calls per cProfile run")
     parser.add_argument("--top", type=int, default=12, help="torchcompile functions to list")
     parser.add_argument("--threads", type=int, default=1)
@@ -636,11 +671,10 @@ def main() -> None:
     out = [header(device), ""]
     for key in args.workloads.split(","):
         out.append(report(key, device, args))
-    out.append(f"({time.perf_counter() - started:.0f} s)")
+    load = os.getloadavg()
+    out.append(f"({time.perf_counter() - started:.0f} s; load average {load[0]:.1f} at the end)")
     text = "\n".join(out)
-    if not args.markdown:
-        text = text.replace("| ", "").replace(" |", "  ").replace("|---", "").replace("---:", "")
-    print(text)
+    print(text if args.markdown else plain(text))
 
 
 if __name__ == "__main__":
