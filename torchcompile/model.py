@@ -137,11 +137,10 @@ class Model(ModelIO, nn.Module):
             y_pred = self.forward(_with_labels(self.module, x, y), training=True)  # self(...) minus hook checks
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         compiled.track_loss(loss, x)
-        self.optimizer.zero_grad(set_to_none=True)
         if compiled.needs_closure:  # LBFGS evaluates the loss itself (torch.optim's closure protocol)
             self.optimizer.step(lambda: self._closure_loss(x, y, sample_weight))
         else:
-            compiled.precision.backward_and_step(loss, self.optimizer)  # loss scaling for mixed_float16
+            compiled.backward_and_step(loss)  # zero_grad, backward (scaled for mixed_float16), step
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def test_step(self, data: Any) -> Any:

@@ -12,6 +12,7 @@ functions built from them. Not: what a step computes (``Model.train_step``) or h
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ class Compiled:
     steps_per_execution: int
     cuda_graph: bool
     needs_closure: bool  # the optimizer's step takes a closure (torch.optim.LBFGS)
+    trainable: bool  # some parameter requires grad (as compile() found them)
     config: dict[str, Any]
     step_functions: dict[str, Any] = field(default_factory=dict)  # built once per compile(), kept across fits
 
@@ -52,6 +54,15 @@ class Compiled:
         """Run the first-batch checks (a host sync) on the next batch that computes the loss."""
         if self.loss is not None:
             self.loss.request_checks(labels)
+
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """``zero_grad``, ``loss.backward()`` and one optimizer step (the loss scaled for mixed_float16); a
+        model without trainable weights trains nothing, with Keras' warning."""
+        if not self.trainable:
+            warnings.warn("The model does not have any trainable weights.", UserWarning, stacklevel=3)
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        self.precision.backward_and_step(loss, self.optimizer)
 
     def track_loss(self, loss: torch.Tensor, x: Any) -> None:
         """The epoch's loss: the batch-size-weighted mean of the batch losses (Keras' loss tracker)."""
@@ -163,7 +174,11 @@ def compile_model(
     if jit_compile not in (True, False, "auto"):
         raise ValueError(f"`jit_compile` must be True, False or 'auto'. Received: jit_compile={jit_compile!r}")
     compile_utils.check_ids(loss, metrics, weighted_metrics)
-    torch_optimizer = optimizers_module.build(optimizer, list(model.parameters()))
+    _refuse_unreduced_losses(loss)
+    params = list(model.parameters())
+    # Keras compiles a model without weights (fit then warns and trains nothing); torch refuses an
+    # optimizer over no parameters, so none is built.
+    torch_optimizer = optimizers_module.build(optimizer, params) if params else None
     policy = mixed_precision.get(dtype_policy or mixed_precision.global_policy())
     jit = jit_compile is True and not run_eagerly  # "auto" is eager on the torch backend, as in Keras
     graphs = bool(cuda_graph) and not run_eagerly
@@ -191,8 +206,20 @@ def compile_model(
         steps_per_execution=steps_per_execution,
         cuda_graph=graphs,
         needs_closure=_step_needs_closure(torch_optimizer),
+        trainable=any(p.requires_grad for p in params),
         config=config,
     )
+
+
+def _refuse_unreduced_losses(loss: Any) -> None:
+    for leaf in flatten(loss) if isinstance(loss, (list, tuple, dict)) else [loss]:
+        reduction = getattr(leaf, "reduction", "mean")
+        if isinstance(leaf, nn.Module) and reduction in ("none", None):
+            raise ValueError(
+                f"{type(leaf).__name__}(reduction={reduction!r}) returns one loss per sample, but training needs "
+                "one number to minimise. Compile the loss with its default reduction (call it with "
+                f"reduction='none' yourself where you need per-sample values). Received: loss={leaf!r}"
+            )
 
 
 def _step_needs_closure(optimizer: torch.optim.Optimizer | None) -> bool:

@@ -11,15 +11,19 @@ validation.py), what a step computes (Model), one epoch's batches (engine/loop.p
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import numbers
+import threading
+import weakref
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
 from torchcompile import optimizers as optimizers_module
 from torchcompile.core.batches import pack_x_y_sample_weight
+from torchcompile.core.tree import flatten
 from torchcompile.engine import data_adapters, distributed, execution, loop, validation
 from torchcompile.engine.compiled import Compiled, leaf_metrics, metric_names_in_order
 from torchcompile.engine.device import to_device
@@ -67,7 +71,11 @@ class Run:
         self.check_labels_per_batch = False
 
     # ------------------------------------------------------------ fit
-    def fit(
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        with exclusive(self.model, "fit"):
+            return self._fit(*args, **kwargs)
+
+    def _fit(
         self,
         train: EpochIterator,
         epochs: int,
@@ -106,6 +114,10 @@ class Run:
     # ------------------------------------------------------------ evaluate and predict
     def evaluate(self, iterator: EpochIterator) -> dict[str, Any]:
         """Loss and metrics over one pass, as Python numbers (the test hooks run around it)."""
+        with exclusive(self.model, "evaluate"):
+            return self._evaluate(iterator)
+
+    def _evaluate(self, iterator: EpochIterator) -> dict[str, Any]:
         model = self.model
         self._place()
         model.reset_metrics()
@@ -120,6 +132,10 @@ class Run:
     def predict(self, iterator: EpochIterator, x: Any) -> Any:
         """The outputs over ``iterator`` as NumPy arrays, in the module's output structure (every
         process's share gathered in order under several processes)."""
+        with exclusive(self.model, "predict"):
+            return self._predict(iterator, x)
+
+    def _predict(self, iterator: EpochIterator, x: Any) -> Any:
         self._place()
         self.callbacks.on_predict_begin()
         with loop.mode(self.model.module, training=False):
@@ -136,6 +152,10 @@ class Run:
 
     def on_batch(self, mode: str, batch: tuple, return_dict: bool) -> Any:
         """``train_on_batch`` / ``test_on_batch`` / ``predict_on_batch`` on one CPU batch."""
+        with exclusive(self.model, f"{mode}_on_batch"):
+            return self._on_batch(mode, batch, return_dict)
+
+    def _on_batch(self, mode: str, batch: tuple, return_dict: bool) -> Any:
         self._place()
         model = self.model
         if mode != "predict":
@@ -184,8 +204,10 @@ class Run:
         """Check a CPU batch's sparse labels (no device sync, never a device-side assert), move it,
         and pack it as a step receives it: ``x``, ``(x, y)`` or ``(x, y, sample_weight)`` (Keras)."""
         loss = self.compiled.loss if self.compiled is not None else None
-        if self.check_labels_per_batch and mode != "predict" and batch[1] is not None and loss and loss.built:
-            loss.check_labels(batch[1])
+        if self.check_labels_per_batch:  # a batch from a Dataset, DataLoader or generator, still on the CPU
+            _refuse_empty(batch)
+            if mode != "predict" and batch[1] is not None and loss and loss.built:
+                loss.check_labels(batch[1])
         return pack_x_y_sample_weight(*to_device(batch, self.model.device))
 
     def _run_epoch(self, mode: str, iterator: EpochIterator, step_fn: Callable, resume: Any = None) -> list:
@@ -280,9 +302,55 @@ def check_fit_arguments(
         raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
     if not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool):
         raise TypeError(f"`epochs` must be an integer. Received: epochs={epochs!r}")
-    if method in ("fit", "train_on_batch") and model.optimizer is None and not custom_train_step:
+    if method in ("fit", "train_on_batch") and model.optimizer is None and not custom_train_step \
+            and next(iter(model.parameters()), None) is not None:  # fmt: skip
         raise ValueError(
             f"{method}() needs an optimizer: compile(optimizer=None) left the model without one. "
             "Pass optimizer=... (an id such as 'adam', a tc.optimizers object or a torch optimizer). "
             "Received: optimizer=None"
         )
+
+
+def _refuse_empty(batch: tuple) -> None:
+    first = next((t for t in flatten(batch[0]) if isinstance(t, torch.Tensor)), None)
+    if first is not None and first.dim() and first.shape[0] == 0:
+        raise ValueError(
+            "The data yielded an empty batch (0 samples); every batch needs at least one. Check the "
+            f"generator or Dataset that made it. Received: a batch of shape {tuple(first.shape)}"
+        )
+
+
+class _Guard:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.fitting_thread: int | None = None
+
+
+_GUARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_GUARDS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive(model: Any, what: str) -> Iterator[None]:
+    """One call at a time on one model: calls from several threads are serialised (a model's mode,
+    metric state and weights are shared), and a call from another thread while ``fit`` runs is
+    refused rather than left waiting for the whole fit or run in the wrong mode. Calls nested in
+    the same thread (a callback evaluating during fit) go through."""
+    with _GUARDS_LOCK:
+        guard = _GUARDS.setdefault(model, _Guard())
+    me = threading.get_ident()
+    if guard.fitting_thread not in (None, me):
+        raise RuntimeError(
+            f"{what}() was called from another thread while fit() runs on this model; one model runs one call "
+            "at a time (its train/eval mode, metrics and weights are shared). Call it after fit returns, from "
+            "a callback of the fit, or on a copy of the model. Received: a concurrent "
+            f"{what}() on {type(model).__name__}"
+        )
+    with guard.lock:
+        outer = guard.fitting_thread
+        if what == "fit":
+            guard.fitting_thread = me
+        try:
+            yield
+        finally:
+            guard.fitting_thread = outer

@@ -7,6 +7,7 @@ Not: the arithmetic (``functions.py``, ``probabilistic.py``) nor when the checks
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -93,9 +94,15 @@ def check_probabilities(loss: Any, y_pred: torch.Tensor) -> None:
     if y_pred.numel() == 0 or not y_pred.is_floating_point():
         return
     lo, hi = (float(v) for v in torch.aminmax(y_pred.detach()))  # host sync, first batch only
+    label = getattr(loss, "display_name", type(loss).__name__)
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError(
+            f"The first batch of predictions fed to {label} contains NaN, so the loss would be NaN from the "
+            "first step. Look for NaN in the inputs (np.isnan(x).any()) or in the module's forward. "
+            f"Received: y_pred with {int(torch.isnan(y_pred.detach()).sum())} NaN of {y_pred.numel()} values"
+        )
     if lo >= 0.0 and hi <= 1.0:
         return
-    label = getattr(loss, "display_name", type(loss).__name__)
     fix = getattr(loss, "logits_fix", f"{label}(from_logits=True)")
     end = getattr(loss, "probability_layer", "nn.Sigmoid()")
     raise ValueError(
