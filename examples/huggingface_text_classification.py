@@ -18,7 +18,7 @@ Then `evaluate`, `predict` (the output structure as arrays: `{"logits": ...}`), 
 Stand-in data: each "review" is padded token ids with a few sentiment tokens, four in five
 agreeing with the label, so the task is learnable but not trivial.
 
-    python examples/huggingface_text_classification.py      # about 15 s on a 2-core CPU
+    python examples/huggingface_text_classification.py      # about 10 s on a 2-core CPU
 """
 
 import os
@@ -82,7 +82,7 @@ def fine_tune(train, test, loss, epochs, verbose, seed=0):
     return model, history, results
 
 
-def main(num_train=2000, num_test=500, epochs=4, verbose="auto"):
+def main(num_train=1000, num_test=300, epochs=3, verbose="auto"):
     """Both ways of training, then predict and a weights round trip; returns the numbers.
 
     The tests pass smaller numbers (reduced mode).
