@@ -63,13 +63,6 @@ def test_huggingface_own_loss_and_keras_loss_train_alike(run):
     np.testing.assert_allclose(run["own_loss_history"]["accuracy"], run["keras_loss_history"]["accuracy"], atol=0.02)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compile(loss=None) trains on the carried output.loss (Model.train_step tracks it in the loss tracker), "
-    "but Compiled.tracked_metrics lists the loss tracker only when compile() got a loss, so History and "
-    "evaluate() have no 'loss' key for a model trained on its own loss (issue 15: 'its batch-weighted mean is "
-    "History's loss')",
-)
 def test_huggingface_own_loss_is_historys_loss(run):
     history = run["own_loss_history"]
     assert "loss" in history and "val_loss" in history and history["loss"][-1] < history["loss"][0]

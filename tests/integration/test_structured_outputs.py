@@ -147,12 +147,6 @@ def test_predict_returns_a_namedtuple_of_arrays(data):
     assert type(predictions) is Pair and predictions.logits.shape == (48, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="predict keeps dicts, lists, tuples and namedtuples (core/tree.py); a dataclass output is a leaf "
-    "there, so the predict step's detach and the batch concatenation fail on it "
-    "(AttributeError: 'Output' object has no attribute 'detach')",
-)
 def test_predict_returns_a_dataclass_of_arrays(data):
     model, _ = _fit("dataclass", data)
     predictions = model.predict(data[0], batch_size=16, verbose=0)
@@ -183,12 +177,6 @@ def test_a_carried_loss_trains_with_compile_loss_none(data):
     assert history["accuracy"][-1] > history["accuracy"][0]  # the metrics follow the logits output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Model.train_step tracks the carried loss, but Compiled.tracked_metrics lists the loss tracker only "
-    "when compile() got a loss: with compile(loss=None) History has no 'loss' (issue 15: the carried loss's "
-    "batch-weighted mean is History's loss)",
-)
 def test_a_carried_loss_is_historys_loss(data):
     model = tc.Model(CarriesLoss(), device="cpu")
     model.compile(tc.optimizers.SGD(learning_rate=0.0), loss=None)

@@ -125,3 +125,12 @@ def test_get_ids_are_keras_ids_for_the_same_classes():
     assert all(ALL_OBJECTS_DICT[name].__name__ == cls for name, cls in ours.items())
     implemented = set(ours.values())
     assert {k for k, v in ALL_OBJECTS_DICT.items() if v.__name__ in implemented} == set(ours)
+
+
+def test_get_wraps_a_torch_loss_instance_in_torch_argument_order_averaged_over_samples():
+    y_pred, y_true = torch.randn(6, 3), torch.randint(0, 3, (6,))
+    metric = tcm.get(torch.nn.CrossEntropyLoss())
+    metric.update_state(y_true[:4], y_pred[:4])
+    metric.update_state(y_true[4:], y_pred[4:])
+    assert metric.name == "cross_entropy_loss"
+    torch.testing.assert_close(metric.result(), torch.nn.functional.cross_entropy(y_pred, y_true))

@@ -43,6 +43,7 @@ class Compiled:
     needs_closure: bool  # the optimizer's step takes a closure (torch.optim.LBFGS)
     trainable: bool  # some parameter requires grad (as compile() found them)
     config: dict[str, Any]
+    loss_tracked: bool = False  # the loss tracker got a value (a carried loss, with compile(loss=None))
     step_functions: dict[str, Any] = field(default_factory=dict)  # built once per compile(), kept across fits
 
     @property
@@ -68,6 +69,7 @@ class Compiled:
         """The epoch's loss: the batch-size-weighted mean of the batch losses (Keras' loss tracker)."""
         batch_size = (x if isinstance(x, torch.Tensor) else next(t for t in flatten(x) if t is not None)).shape[0]
         self.loss_tracker.update_state(loss.detach(), sample_weight=batch_size)
+        self.loss_tracked = True
 
     def update_metrics(self, y: Any, y_pred: Any, sample_weight: Any = None) -> None:
         """The compiled metrics on detached predictions, in float32 under a mixed policy (Keras)."""
@@ -93,7 +95,8 @@ class Compiled:
         """Keras' order: the loss tracker (when there is a loss), the compiled metrics as one
         ``CompileMetrics`` (built on its first update, so a custom step's ``update_state`` builds it),
         then the per-output loss trackers."""
-        trackers = [self.loss_tracker] if self.loss is not None else []
+        # With compile(loss=None), a loss the module's output carries is tracked once it was seen.
+        trackers = [self.loss_tracker] if self.loss is not None or self.loss_tracked else []
         return trackers + [self.compile_metrics] + (self.loss.metrics if self.loss is not None else [])
 
     @property

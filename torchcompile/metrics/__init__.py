@@ -15,6 +15,7 @@ from torch.nn.modules.loss import _Loss
 
 from torchcompile.core.registry import Registry, to_snake_case
 from torchcompile.losses import class_path
+from torchcompile.losses.torch_loss import TorchLoss
 from torchcompile.metrics.accuracy import (
     Accuracy,
     BinaryAccuracy,
@@ -245,6 +246,8 @@ def get(identifier: Any) -> Metric | None:
         return ForeignMetric(_build_foreign(identifier))
     if _is_foreign(identifier):
         return ForeignMetric(identifier)
+    if isinstance(identifier, _Loss):  # called (input, target) as torch does; averaged over samples
+        return MeanMetricWrapper(TorchLoss(identifier).call, name=to_snake_case(type(identifier).__name__))
     if callable(identifier) and not inspect.isclass(identifier):
         return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
     if inspect.isclass(identifier):
