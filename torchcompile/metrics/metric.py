@@ -20,47 +20,10 @@ from torch import nn
 
 from torchcompile.core.registry import to_snake_case
 from torchcompile.core.shapes import squeeze_or_expand_to_same_rank
+from torchcompile.metrics.tensors import as_tensor, divide_no_nan, resolve_dtype
+from torchcompile.metrics.variables import StateVariable, initial_value
 
-__all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric", "StateVariable"]
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, allow_int: bool = False) -> torch.dtype:
-    """``None`` → float32; ``"float64"`` → ``torch.float64``; a ``torch.dtype`` as is.
-
-    Integer dtypes are refused unless ``allow_int`` (count-only state, such as IoU's).
-    """
-    resolved = (
-        torch.float32
-        if dtype is None
-        else (dtype if isinstance(dtype, torch.dtype) else getattr(torch, str(dtype), None))
-    )
-    if not isinstance(resolved, torch.dtype) or not (
-        resolved.is_floating_point or (allow_int and not resolved.is_complex and resolved != torch.bool)
-    ):
-        kind = "a floating point or integer" if allow_int else "a floating point"
-        raise ValueError(f"A metric's dtype must be {kind} dtype such as 'float32'. Received: dtype={dtype!r}")
-    return resolved
-
-
-def as_tensor(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """``x`` (tensor, NumPy array, number or list) as a tensor on ``device``.
-
-    A tensor already on ``device`` with the right dtype is returned without a copy, detached:
-    metric state never joins the autograd graph of the predictions it is fed.
-    """
-    if isinstance(x, torch.Tensor):
-        if x.requires_grad:
-            x = x.detach()
-        if x.device != device or (dtype is not None and x.dtype != dtype):
-            x = x.to(device=device, dtype=dtype)
-        return x  # no no-op detach()/to() calls on the hot path: each costs microseconds per step
-    return torch.as_tensor(x, dtype=dtype, device=device)
-
-
-def divide_no_nan(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``x / y`` with 0 where ``y == 0`` (Keras' ``ops.divide_no_nan``)."""
-    safe = torch.where(y == 0, torch.ones_like(y), y)
-    return torch.where(y == 0, torch.zeros_like(x), x / safe)
+__all__ = ["Metric", "Mean", "Sum", "MeanMetricWrapper", "ForeignMetric", "as_tensor", "divide_no_nan", "resolve_dtype"]
 
 
 class Metric(nn.Module):
@@ -123,7 +86,7 @@ class Metric(nn.Module):
         Keras' argument; every state is summed across processes."""
         name = name or f"variable_{len(self._defaults)}"
         dtype = resolve_dtype(dtype, allow_int=True) if dtype is not None else self.dtype
-        value = _initial_value(initializer, tuple(shape), dtype)
+        value = initial_value(initializer, tuple(shape), dtype)
         buffer = f"_variable_{name}"  # so that `self.<name> = self.add_variable(name=<name>)` works
         self._defaults[buffer] = value.to(self._device)
         self.register_buffer(buffer, value.to(self._device).clone())
@@ -364,55 +327,3 @@ class ForeignMetric(Metric):
 
     def _foreign(self, x: Any) -> Any:
         return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, device=self._device)
-
-
-class StateVariable:
-    """A metric state declared with Keras' ``add_variable``: ``assign``, ``assign_add``,
-    ``assign_sub`` and ``.value`` over the metric's registered buffer (in place, on its device).
-
-    Use ``.value`` where Keras code uses the variable as a tensor (``return self.total.value``).
-    """
-
-    def __init__(self, owner: Metric, buffer: str, name: str):
-        self._owner, self._buffer, self.name = owner, buffer, name
-
-    @property
-    def value(self) -> torch.Tensor:
-        return self._owner._buffers[self._buffer]
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.value.shape
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.value.dtype
-
-    def assign(self, value: Any) -> None:
-        self.value.copy_(as_tensor(value, self.value.device, self.value.dtype))
-
-    def assign_add(self, value: Any) -> None:
-        self.value.add_(as_tensor(value, self.value.device, self.value.dtype))
-
-    def assign_sub(self, value: Any) -> None:
-        self.value.sub_(as_tensor(value, self.value.device, self.value.dtype))
-
-    def numpy(self) -> Any:
-        return self.value.detach().cpu().numpy()
-
-    def __repr__(self) -> str:
-        return f"<StateVariable {self.name} shape={tuple(self.shape)} dtype={self.dtype}>"
-
-
-def _initial_value(initializer: Any, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-    """Keras' initializer names ("zeros", "ones"), a number, or a callable ``(shape, dtype)``."""
-    if callable(initializer):
-        return torch.as_tensor(initializer(shape, dtype=dtype), dtype=dtype)
-    if isinstance(initializer, str):
-        if initializer.lower() not in ("zeros", "ones"):
-            raise ValueError(
-                "A metric variable's initializer is 'zeros', 'ones', a number or a callable (shape, dtype). "
-                f"Received: initializer={initializer!r}"
-            )
-        return (torch.zeros if initializer.lower() == "zeros" else torch.ones)(shape, dtype=dtype)
-    return torch.full(shape, float(initializer), dtype=dtype)
