@@ -44,7 +44,8 @@ class Model(ModelIO, nn.Module):
         >>> model.compile(optimizer="sgd", loss="mse")
     """
 
-    def __init__(self, module: nn.Module | None = None, device: str | torch.device = "auto", name: str | None = None):
+    def __init__(self, module: nn.Module | None = None, device: str | torch.device = "auto", name: str | None = None,
+                 distribution: Any = None):  # fmt: skip
         super().__init__()
         if module is not None and not isinstance(module, nn.Module):
             raise TypeError(
@@ -53,6 +54,7 @@ class Model(ModelIO, nn.Module):
             )
         if module is not None:
             self.module = module
+        self.distribution = distribution  # None: data parallel under torchrun (DDP); see docs/distributed.md
         self.name = self._default_name(name, to_snake_case(type(self).__name__))
         self.device = distributed.setup(resolve_device(device))  # under torchrun: the group, cuda:LOCAL_RANK
         self.to(self.device)
@@ -96,7 +98,7 @@ class Model(ModelIO, nn.Module):
         self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None, metrics: Any = None,
         weighted_metrics: Any = None, run_eagerly: bool = False, steps_per_execution: int = 1,
         jit_compile: bool | str = False, auto_scale_loss: bool = True, cuda_graph: bool = False,
-        dtype_policy: Any = None,
+        dtype_policy: Any = None, gradient_accumulation_steps: int | None = None,
     ) -> None:  # fmt: skip
         """Configure training, as Keras' ``compile`` (same argument order); recompiling keeps the weights.
 
@@ -111,7 +113,7 @@ class Model(ModelIO, nn.Module):
         """
         self._compiled = compiled_module.compile_model(
             self, self.device, optimizer, loss, loss_weights, metrics, weighted_metrics, run_eagerly,
-            steps_per_execution, jit_compile, auto_scale_loss, cuda_graph, dtype_policy,
+            steps_per_execution, jit_compile, auto_scale_loss, cuda_graph, dtype_policy, gradient_accumulation_steps,
         )  # fmt: skip
 
     def get_compile_config(self) -> dict[str, Any] | None:
@@ -134,7 +136,9 @@ class Model(ModelIO, nn.Module):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         compiled = self._compiled
         with compiled.precision.autocast():  # a no-op unless a mixed dtype_policy is set
-            y_pred = self.forward(_with_labels(self.module, x, y), training=True)  # self(...) minus hook checks
+            y_pred = self.forward(
+                module_inputs.with_labels(self.module, x, y), training=True
+            )  # self(...) minus hook checks
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         compiled.track_loss(loss, x)
         if compiled.needs_closure:  # LBFGS evaluates the loss itself (torch.optim's closure protocol)
@@ -147,7 +151,7 @@ class Model(ModelIO, nn.Module):
         """Loss and metrics on a batch, without updating the weights; returns the logs."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._compiled.precision.autocast():
-            y_pred = self.forward(_with_labels(self.module, x, y), training=False)
+            y_pred = self.forward(module_inputs.with_labels(self.module, x, y), training=False)
             if self._compiled.loss is not None or compile_utils.carried_loss(y_pred) is not None:
                 self._compiled.track_loss(self.compute_loss(x, y, y_pred, sample_weight, training=False), x)
         return self.compute_metrics(x, y, y_pred, sample_weight)
@@ -293,9 +297,3 @@ class Sequential(Model):
     def add(self, layer: nn.Module) -> None:
         """Append ``layer`` (Keras' ``Sequential.add``), moved to the model's device."""
         self.module.append(layer.to(self.device))
-
-
-def _with_labels(module: nn.Module, x: Any, y: Any) -> Any:
-    # Hugging Face models compute their own loss from `labels`: a dict batch passes them on.
-    take = isinstance(x, dict) and y is not None and module_inputs.takes_argument(module, "labels")
-    return {**x, "labels": y} if take else x

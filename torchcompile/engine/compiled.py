@@ -165,6 +165,7 @@ def compile_model(
     auto_scale_loss: bool,
     cuda_graph: bool,
     dtype_policy: Any,
+    gradient_accumulation_steps: int | None = None,
 ) -> Compiled:
     """Check compile()'s arguments (string ids resolve now, so a typo fails here) and build.
 
@@ -197,6 +198,7 @@ def compile_model(
         "auto_scale_loss": bool(auto_scale_loss),
         "cuda_graph": graphs,
         "dtype_policy": policy,
+        "gradient_accumulation_steps": gradient_accumulation_steps,
     }
     return Compiled(
         optimizer=torch_optimizer,
@@ -204,7 +206,7 @@ def compile_model(
         metrics=CompiledMetrics(metrics, weighted_metrics),
         loss_tracker=metrics_module.Mean(name="loss").to(device),
         precision=mixed_precision.Precision(policy, device, torch_optimizer, scale_loss=bool(auto_scale_loss)),
-        ddp=distributed.wrap(model.module, device),
+        ddp=distributed.wrap(model.module, device, getattr(model, "distribution", None)),
         jit_compile=jit,
         steps_per_execution=steps_per_execution,
         cuda_graph=graphs,

@@ -116,7 +116,7 @@ def _comm_device() -> torch.device:
     return torch.device("cpu")
 
 
-def wrap(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel | None:
+def wrap(module: torch.nn.Module, device: torch.device, distribution: Any = None) -> DistributedDataParallel | None:
     """The module in ``DistributedDataParallel`` under several processes, else None.
 
     Constructing it copies rank 0's parameters and buffers to every process. Buffers

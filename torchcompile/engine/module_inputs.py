@@ -130,3 +130,10 @@ def _argument_names(function: Callable | None) -> frozenset[str]:
         return frozenset(inspect.signature(function).parameters)
     except (TypeError, ValueError):
         return frozenset()
+
+
+def with_labels(module: nn.Module, x: Any, y: Any) -> Any:
+    """A dict batch's inputs, with ``labels=y`` when the forward takes ``labels`` (Hugging Face models
+    compute their own loss from them)."""
+    take = isinstance(x, dict) and y is not None and takes_argument(module, "labels")
+    return {**x, "labels": y} if take else x
