@@ -20,8 +20,8 @@ from torchcompile.callbacks.callback_list import CallbackList
 from torchcompile.core.batches import unpack_x_y_sample_weight
 from torchcompile.core.overrides import overrides
 from torchcompile.core.registry import to_snake_case
-from torchcompile.engine import compile_utils, distributed, loop, module_inputs, run
 from torchcompile.engine import compiled as compiled_module
+from torchcompile.engine import distributed, loop, module_inputs, outputs, run
 from torchcompile.engine.device import resolve_device
 from torchcompile.metrics.metric import Metric
 from torchcompile.model_io import ModelIO
@@ -152,7 +152,7 @@ class Model(ModelIO, nn.Module):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with self._compiled.precision.autocast():
             y_pred = self.forward(module_inputs.with_labels(self.module, x, y), training=False)
-            if self._compiled.loss is not None or compile_utils.carried_loss(y_pred) is not None:
+            if self._compiled.loss is not None or outputs.carried_loss(y_pred) is not None:
                 self._compiled.track_loss(self.compute_loss(x, y, y_pred, sample_weight, training=False), x)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
@@ -171,7 +171,7 @@ class Model(ModelIO, nn.Module):
         the loss the module's output carries (a ``loss`` attribute or key), as Hugging Face models'."""
         compiled_loss = self._compiled.loss
         if compiled_loss is None:
-            carried = compile_utils.carried_loss(y_pred)
+            carried = outputs.carried_loss(y_pred)
             if carried is not None:
                 return carried
             raise ValueError(
