@@ -80,7 +80,7 @@ def _compiled(model, **overrides):
     )
     settings.update(overrides)
     compiled = types.SimpleNamespace(**settings)
-    compiled.request_checks = lambda labels=None: compiled.checks.append(labels)
+    compiled.request_checks = lambda *labels: compiled.checks.append(labels[0] if labels else None)
     return compiled
 
 

@@ -209,3 +209,29 @@ def test_fit_names_a_non_integer_epochs(epochs):
     model.compile("sgd", tc.losses.SparseCategoricalCrossentropy(from_logits=True))
     with pytest.raises(TypeError, match="`epochs` must be an integer"):
         model.fit(x, y, epochs=epochs, verbose=0)
+
+
+# ---------------------------------------------------------------- validation arrays (item 5)
+def _classifier():
+    torch.manual_seed(0)
+    model = tc.Model(nn.Linear(4, 3), device="cpu")
+    model.compile("sgd", tc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_bad_validation_labels_are_found_before_the_first_step():
+    x, y = _data()
+    model = _classifier()
+    before = model.module.weight.clone()
+    with pytest.raises(ValueError, match="label"):
+        model.fit(x, y, validation_data=(x[:8], np.full(8, 7)), verbose=0)
+    assert torch.equal(model.module.weight, before)
+
+
+def test_validation_arrays_of_another_width_are_refused_before_the_first_step():
+    x, y = _data()
+    model = _classifier()
+    before = model.module.weight.clone()
+    with pytest.raises(ValueError, match="validation_data.*shape"):
+        model.fit(x, y, validation_data=(x[:8, :3], y[:8]), verbose=0)
+    assert torch.equal(model.module.weight, before)

@@ -132,11 +132,12 @@ class CompiledLoss:
         self.metrics = [metrics_module.Mean(name=f"{n}_loss").to(device) for n in self.names or []]
         self.built = True
 
-    def request_checks(self, labels: Any = None) -> None:
-        """Check the next batch (a host sync, so once per run), and ``labels`` (the CPU copy of a
-        run's whole label array) along with it."""
+    def request_checks(self, *labels: Any) -> None:
+        """Check the next batch (a host sync, so once per run), and ``labels`` (the CPU copies of a
+        run's whole label arrays: training's, and validation's so that bad validation labels are
+        found before the first step) along with it."""
         self.checks_pending = True
-        self._labels_to_check = labels
+        self._labels_to_check = [y for y in labels if y is not None]
 
     def check_first_batch(self, y_true: Any, y_pred: Any) -> None:
         """Logits fed to a probability loss, and sparse labels; syncs the host, so run it once."""
@@ -186,9 +187,9 @@ class CompiledLoss:
     def _run_checks(self, y_true: Any, y_pred: Any) -> None:
         self.checks_pending = False
         self.check_first_batch(y_true, y_pred)
-        if self._labels_to_check is not None:
-            labels, self._labels_to_check = self._labels_to_check, None
-            self.check_labels(labels)
+        labels, self._labels_to_check = self._labels_to_check or [], None
+        for y in labels:
+            self.check_labels(y)
 
 
 class CompiledMetrics:

@@ -51,10 +51,10 @@ class Compiled:
         """Whether the next step must run eagerly: it builds the loss and runs the one-off checks."""
         return self.loss is not None and (not self.loss.built or self.loss.checks_pending)
 
-    def request_checks(self, labels: Any = None) -> None:
+    def request_checks(self, *labels: Any) -> None:
         """Run the first-batch checks (a host sync) on the next batch that computes the loss."""
         if self.loss is not None:
-            self.loss.request_checks(labels)
+            self.loss.request_checks(*labels)
 
     def backward_and_step(self, loss: torch.Tensor) -> None:
         """``zero_grad``, ``loss.backward()`` and one optimizer step (the loss scaled for mixed_float16); a

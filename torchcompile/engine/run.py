@@ -69,6 +69,7 @@ class Run:
         self.model, self.compiled, self.callbacks = model, compiled, callbacks
         self.custom_train_step = custom_train_step
         self.check_labels_per_batch = False
+        self.validation: EpochIterator | None = None  # fit's validation batches, checked with the first step
 
     # ------------------------------------------------------------ fit
     def fit(self, *args: Any, **kwargs: Any) -> Any:
@@ -86,6 +87,7 @@ class Run:
         """Train for ``epochs``; returns the callbacks' History."""
         model, callbacks = self.model, self.callbacks
         model.stop_training = False
+        self.validation = val
         self._place()
         state = TrainingState(model, self.compiled, callbacks)
         resume = state if callbacks.set_training_state(state) else None
@@ -210,12 +212,19 @@ class Run:
                 loss.check_labels(batch[1])
         return pack_x_y_sample_weight(*to_device(batch, self.model.device))
 
+    def _validation_labels(self, mode: str) -> list:
+        # Validation arrays' labels are checked with the training arrays', before the first step.
+        val = self.validation if mode == "train" else None
+        if val is None or val.checked:
+            return []
+        return [getattr(val.adapter, "labels", None)]
+
     def _run_epoch(self, mode: str, iterator: EpochIterator, step_fn: Callable, resume: Any = None) -> list:
         adapter = iterator.adapter
         self.check_labels_per_batch = isinstance(adapter, data_adapters.IterableDataAdapter)
         if not iterator.checked and self.compiled is not None and mode != "predict":
             iterator.checked = True  # the first-batch checks (a host sync) run once per run, not per epoch
-            self.compiled.request_checks(adapter.labels)
+            self.compiled.request_checks(adapter.labels, *self._validation_labels(mode))
         ready = (
             getattr(adapter, "on_device", False)
             and getattr(adapter, "device", None) == self.model.device
@@ -263,6 +272,7 @@ def fit_iterators(
         return train, None
     vx, vy, vsw, vbs = validation.unpack(validation_data, validation_batch_size, batch_size)
     val = data_iterator(model, vx, vy, vsw, vbs, validation_steps)
+    _check_same_widths(train.adapter, val.adapter)
     validations = sum(validation.should_validate(e, validation_freq) for e in range(initial_epoch, epochs))
     val.check_passes(validations, "validation_steps", source="validation_data")
     return train, val
@@ -354,3 +364,19 @@ def exclusive(model: Any, what: str) -> Iterator[None]:
             yield
         finally:
             guard.fitting_thread = outer
+
+
+def _check_same_widths(train: Any, val: Any) -> None:
+    """In-memory validation arrays whose samples differ in shape from the training arrays' fail now,
+    not at the first validation after an epoch of steps."""
+    train_data, val_data = getattr(train, "data", None), getattr(val, "data", None)
+    if not isinstance(train_data, tuple) or not isinstance(val_data, tuple):
+        return
+    for name, ours, theirs in zip(("x", "y"), train_data, val_data):
+        shapes = [[tuple(t.shape[1:]) for t in flatten(part) if hasattr(t, "shape")] for part in (ours, theirs)]
+        if ours is not None and theirs is not None and shapes[0] != shapes[1]:
+            raise ValueError(
+                f"`validation_data`'s {name} has samples of shape {shapes[1]}, but the training {name}'s are "
+                f"{shapes[0]}: the model would fail on it after the first epoch. Give validation data shaped "
+                f"like the training data. Received: validation {name} sample shapes {shapes[1]}"
+            )
