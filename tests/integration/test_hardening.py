@@ -235,3 +235,26 @@ def test_validation_arrays_of_another_width_are_refused_before_the_first_step():
     with pytest.raises(ValueError, match="validation_data.*shape"):
         model.fit(x, y, validation_data=(x[:8, :3], y[:8]), verbose=0)
     assert torch.equal(model.module.weight, before)
+
+
+def test_a_forward_returning_none_is_named():
+    class ReturnsNothing(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+
+        def forward(self, x):
+            self.linear(x)
+
+    x, y = _data()
+    model = tc.Model(ReturnsNothing(), device="cpu")
+    model.compile("sgd", tc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match="forward returned None"):
+        model.fit(x, y, verbose=0)
+
+
+def test_a_positional_field_in_a_checkpoint_template_is_a_clear_error(tmp_path):
+    x, y = _data()
+    model = _classifier()
+    with pytest.raises(ValueError, match="positional field.*epoch:02d"):
+        model.fit(x, y, verbose=0, callbacks=[tc.callbacks.ModelCheckpoint(str(tmp_path / "m{}.pt"))])

@@ -131,6 +131,12 @@ class ModelCheckpoint(MonitorCallback):
             if batch is None or "batch" in logs:
                 return self.filepath.format(epoch=epoch + 1, **logs)
             return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except (IndexError, ValueError) as e:  # "{}" or "{0}": a positional field, which has no value
+            raise ValueError(
+                f'The callback filepath "{self.filepath}" has a positional field ({e}); name the field, e.g. '
+                f"'{{epoch:02d}}' or '{{val_loss:.2f}}', or write braces as '{{{{' and '}}}}'. "
+                f"Received: filepath={self.filepath!r}"
+            ) from e
         except KeyError as e:
             raise KeyError(
                 f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}. Use fields '

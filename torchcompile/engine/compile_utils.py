@@ -157,6 +157,11 @@ class CompiledLoss:
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         """The total loss; a multi-output module's per-output losses go to their trackers."""
         if not self.built:
+            if y_pred is None:
+                raise ValueError(
+                    "The module's forward returned None, so there is no prediction to compute the loss on; "
+                    "return the output (a tensor, or a tuple/dict of tensors). Received: y_pred=None"
+                )
             self.build(y_true, y_pred)
         if self.select is not None:
             y_pred = select_output(y_pred, self.select)
