@@ -6,12 +6,15 @@ Offline stand-in data: the UCI Auto MPG file is not downloaded. `load_data` draw
 with the same columns (392 left after dropping rows with a missing horsepower, as in the
 tutorial). MPG follows a known nonlinear law, mpg = 70000 / weight, improving 3% a model year,
 a little worse with horsepower, plus noise of 1.5 MPG; predicting the mean scores 4.4 MPG MAE.
-The training code follows the tutorial line for line, with NumPy where it uses pandas.
+The training code follows the tutorial line for line, pandas included: `fit` takes the
+DataFrame and the popped Series as Keras 3 does (pandas is an optional dependency of
+torchcompile: `pip install pandas`).
 
     python examples/tabular_regression.py      # a few seconds on a laptop CPU
 """
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -21,7 +24,7 @@ column_names = ["MPG", "Cylinders", "Displacement", "Horsepower", "Weight", "Acc
 
 
 def load_data(num_cars=398, seed=0):
-    """Rows of `column_names`, like auto-mpg.data read with pandas (NaN marks a missing horsepower)."""
+    """A DataFrame of `column_names`, as pd.read_csv(auto-mpg.data) gives (NaN marks a missing horsepower)."""
     rng = np.random.default_rng(seed)
     cylinders = rng.choice([4, 6, 8], p=[0.5, 0.25, 0.25], size=num_cars)
     displacement = cylinders * rng.normal(45.0, 6.0, size=num_cars)
@@ -33,7 +36,8 @@ def load_data(num_cars=398, seed=0):
     mpg = 70000.0 / weight * (1.0 + 0.03 * (year - 76)) - 0.02 * (horsepower - 100.0)
     mpg += rng.normal(0.0, 1.5, size=num_cars)
     horsepower[rng.choice(num_cars, size=6, replace=False)] = np.nan
-    return np.stack([mpg, cylinders, displacement, horsepower, weight, acceleration, year, origin], axis=1)
+    columns = [mpg, cylinders, displacement, horsepower, weight, acceleration, year, origin]
+    return pd.DataFrame(dict(zip(column_names, columns)))
 
 
 def build_model(num_features):
@@ -59,33 +63,22 @@ def main(num_cars=398, epochs=1000, patience=10, verbose=0):
     """Train with early stopping; returns the test mean absolute error in MPG (lower is better)."""
     torch.manual_seed(0)
     EPOCHS = epochs
-    dataset = load_data(num_cars)
-    dataset = dataset[~np.isnan(dataset).any(axis=1)]  # dataset.dropna()
-    origin, dataset = dataset[:, -1], dataset[:, :-1]  # origin = dataset.pop('Origin')
-    dataset = np.concatenate(
-        [
-            dataset,
-            np.stack(
-                [
-                    (origin == 1) * 1.0,  # dataset['USA'] = (origin == 1)*1.0
-                    (origin == 2) * 1.0,  # dataset['Europe'] = ...
-                    (origin == 3) * 1.0,
-                ],
-                axis=1,
-            ),
-        ],
-        axis=1,
-    )  # ['Japan']
-    dataset = dataset.astype("float32")
+    raw_dataset = load_data(num_cars)  # Keras: pd.read_csv(dataset_path, names=column_names, ...)
+    dataset = raw_dataset.copy()
+    dataset = dataset.dropna()
+    origin = dataset.pop("Origin")
+    dataset["USA"] = (origin == 1) * 1.0
+    dataset["Europe"] = (origin == 2) * 1.0
+    dataset["Japan"] = (origin == 3) * 1.0
 
-    # train_dataset = dataset.sample(frac=0.8, random_state=0); test_dataset = dataset.drop(...)
-    order = np.random.default_rng(0).permutation(len(dataset))
-    num_train = int(0.8 * len(dataset))
-    train_dataset, test_dataset = dataset[order[:num_train]], dataset[order[num_train:]]
+    train_dataset = dataset.sample(frac=0.8, random_state=0)
+    test_dataset = dataset.drop(train_dataset.index)
+    train_stats = train_dataset.describe()
+    train_stats.pop("MPG")
+    train_stats = train_stats.transpose()
 
-    train_labels, train_dataset = train_dataset[:, 0], train_dataset[:, 1:]  # train_dataset.pop('MPG')
-    test_labels, test_dataset = test_dataset[:, 0], test_dataset[:, 1:]
-    train_stats = {"mean": train_dataset.mean(axis=0), "std": train_dataset.std(axis=0, ddof=1)}
+    train_labels = train_dataset.pop("MPG")
+    test_labels = test_dataset.pop("MPG")
 
     def norm(x):
         return (x - train_stats["mean"]) / train_stats["std"]
@@ -93,7 +86,7 @@ def main(num_cars=398, epochs=1000, patience=10, verbose=0):
     normed_train_data = norm(train_dataset)
     normed_test_data = norm(test_dataset)
 
-    model = build_model(normed_train_data.shape[1])
+    model = build_model(len(train_dataset.keys()))
 
     # The patience parameter is the amount of epochs to check for improvement
     # Keras: early_stop = keras.callbacks.EarlyStopping(monitor='val_loss', patience=10)

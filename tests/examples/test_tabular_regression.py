@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 # Predicting the training mean scores about 4.4 MPG MAE and the noise floor is about 1.2; the full
 # run (patience 10) reaches about 1.3.
 REDUCED_TEST_MAE_BAR = 2.5
@@ -15,8 +13,8 @@ REDUCED_TEST_MAE_BAR = 2.5
 def test_tabular_regression_load_data_has_auto_mpg_columns(load_example):
     example = load_example("tabular_regression")
     data = example.load_data()
-    assert data.shape == (398, len(example.column_names))
-    assert np.isnan(data).any(axis=1).sum() == 6  # rows the tutorial drops with dropna()
+    assert list(data.columns) == example.column_names and len(data) == 398
+    assert data.isna().any(axis=1).sum() == 6  # rows the tutorial drops with dropna()
 
 
 def test_tabular_regression_reduced_mode_stops_early_and_learns(load_example, capsys):
