@@ -2,7 +2,9 @@
 
 import types
 
+import numpy as np
 import pytest
+import torch
 
 import torchcompile as tc
 from torchcompile.callbacks import Callback, CallbackList, History, ProgbarLogger
@@ -82,3 +84,23 @@ def test_fit_accepts_a_single_callback(rng):
         verbose=0,
     )
     assert [e[1] for e in recorder.events] == [0, 1]
+
+
+def test_callback_list_runs_tqdms_keras_callback_inside_fit_with_number_logs(capsys):
+    pytest.importorskip("keras")
+    from tqdm.keras import TqdmCallback
+
+    seen = []
+
+    class Numbers(TqdmCallback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(logs)
+            super().on_train_batch_end(batch, logs)
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    model = tc.Model(torch.nn.Linear(4, 1), device="cpu")
+    model.compile("sgd", "mse")
+    history = model.fit(x, x[:, :1], batch_size=8, epochs=2, verbose=0, callbacks=[Numbers(verbose=0)])
+    assert len(history.history["loss"]) == 2
+    assert len(seen) == 8 and all(isinstance(logs, dict) and type(logs["loss"]) is float for logs in seen)
+    assert "2/2" in capsys.readouterr().err  # tqdm's epoch bar ran to the end

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import torch
+
 from torchcompile.callbacks.callback import Callback
 from torchcompile.callbacks.history import History
 from torchcompile.callbacks.progbar_logger import ProgbarLogger
@@ -34,6 +36,12 @@ def _has_hook(callback: Any, hook: str) -> bool:
     # on_train_batch_* fall back to the Keras 2 aliases.
     alias = _KERAS_2_ALIASES.get(hook)
     return overrides(callback, Callback, hook) or (alias is not None and overrides(callback, Callback, alias))
+
+
+def _as_numbers(logs: Any) -> dict[str, Any]:
+    """A plain dict, one-element tensors read as floats: what Keras gives a callback (its reads sync the
+    device, once per hook, and only when a third-party callback has that hook)."""
+    return {k: float(v) if isinstance(v, torch.Tensor) and v.numel() == 1 else v for k, v in logs.items()}
 
 
 def _check(callback: Any) -> Any:
@@ -115,7 +123,7 @@ class CallbackList(Callback):
             if method is None:
                 continue
             if not isinstance(cb, Callback) and plain is None:
-                plain = dict(logs)  # a Keras callback checks isinstance(logs, dict): resolve the lazy logs once
+                plain = _as_numbers(logs)  # as Keras hands its callbacks: a dict of Python numbers
             method(*args, logs=logs if isinstance(cb, Callback) else plain)
 
     def on_train_begin(self, logs=None):
