@@ -8,9 +8,11 @@ classes with Keras' defaults (``classes.py``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from torchcompile.core.registry import to_snake_case
@@ -20,6 +22,9 @@ from torchcompile.losses.checks import keras_squeeze_or_expand
 __all__ = ["Loss", "LossFunctionWrapper", "reduce_weighted_values", "standardize_reduction"]
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean", "mean_with_sample_weight")
+_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
+_SPARSE_OPTIONS = {"from_logits", "axis", "ignore_class"}
+_CATEGORICAL_OPTIONS = {"from_logits", "axis", "label_smoothing"}
 
 # Functions that take probabilities unless from_logits=True: the class to suggest and the layer
 # that turns logits into probabilities.
@@ -156,6 +161,40 @@ class LossFunctionWrapper(Loss):
         self.ignore_class = kwargs.get("ignore_class") if self.sparse_labels else None
         self.class_axis = kwargs.get("axis", -1)
         self.expects_probabilities = fn in _PROBABILITY_FUNCTIONS and not kwargs.get("from_logits", False)
+        self._fused = self._fused_crossentropy()
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
+        if (
+            self._fused is not None
+            and sample_weight is None
+            and isinstance(y_pred, torch.Tensor)
+            and isinstance(y_true, torch.Tensor)
+            and y_pred.dtype == self.dtype
+            and y_pred.dim() == 2
+            and self.reduction in _MEAN_REDUCTIONS
+        ):
+            value = self._fused(y_true, y_pred)
+            if value is not None:
+                return value
+        return super().__call__(y_true, y_pred, sample_weight)
+
+    def _fused_crossentropy(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None] | None:
+        """The one-call path of the common training loss, or None: crossentropy from logits with
+        no ignored class, computed by ``F.cross_entropy`` with its mean (one kernel and one backward
+        node fewer than per-sample values and a separate mean; equal within float32 rounding). Not
+        for a subclass that changes what the loss computes or masks."""
+        cls = type(self)
+        if cls.call is not LossFunctionWrapper.call or cls.compute_mask is not LossFunctionWrapper.compute_mask:
+            return None
+        kwargs = self._fn_kwargs
+        if not kwargs.get("from_logits", False) or kwargs.get("axis", -1) not in (-1, 1):
+            return None
+        if self.fn is probabilistic.sparse_categorical_crossentropy and set(kwargs) <= _SPARSE_OPTIONS:
+            return _fused_sparse if kwargs.get("ignore_class") is None else None
+        if self.fn is probabilistic.categorical_crossentropy and set(kwargs) <= _CATEGORICAL_OPTIONS:
+            smoothing = float(kwargs.get("label_smoothing", 0.0))
+            return functools.partial(_fused_categorical, label_smoothing=smoothing) if smoothing else _fused_categorical
+        return None
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
         if not _is_builtin(self.fn):
@@ -192,6 +231,36 @@ class LossFunctionWrapper(Loss):
         if isinstance(config.get("fn"), str):
             config["fn"] = getattr(functions, config["fn"])
         return cls(**config)
+
+
+def _fused_sparse(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor | None:
+    """The mean sparse crossentropy of ``(N, C)`` logits against int64 labels ``(N,)`` or ``(N, 1)``
+    in one ``F.cross_entropy`` call; None for any other input (the general path takes it)."""
+    n = y_pred.shape[0]
+    if y_true.dtype != torch.int64 or not n or y_true.device != y_pred.device:
+        return None
+    if y_true.dim() == 2 and y_true.shape[1] == 1:
+        y_true = y_true.reshape(n)  # a view
+    elif y_true.dim() != 1:
+        return None
+    if y_true.shape[0] != n:
+        return None
+    return F.cross_entropy(y_pred, y_true)
+
+
+def _fused_categorical(y_true: torch.Tensor, y_pred: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor | None:
+    """The mean categorical crossentropy of ``(N, C)`` logits against one-hot or soft labels of the
+    same shape and dtype in one ``F.cross_entropy`` call (torch smooths labels as Keras does:
+    ``y * (1 - s) + s / C``); None for any other input."""
+    if (
+        y_true.shape != y_pred.shape
+        or y_true.dtype != y_pred.dtype
+        or not y_pred.shape[0]
+        or y_pred.shape[1] == 1  # the general path warns about one class
+        or y_true.device != y_pred.device
+    ):
+        return None
+    return F.cross_entropy(y_pred, y_true, label_smoothing=label_smoothing)
 
 
 def _is_builtin(fn: Callable[..., Any]) -> bool:
