@@ -158,12 +158,23 @@ class Precision:
 
     def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """``loss.backward(); optimizer.step()``, through the loss scaler for float16."""
+        self.backward(loss)
+        self.step(optimizer)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()``, the loss scaled for float16: the gradients add to what ``.grad`` holds."""
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer, divide_by: int = 1) -> None:
+        """One ``optimizer.step()`` on the gradients in ``.grad`` divided by ``divide_by`` (the mean of
+        accumulated micro-batches); under float16, unscaled once (with the overflow check over the
+        whole sum: an overflow in any micro-batch skips the update), then the scale moves."""
         if self.scaler is None:
-            loss.backward()
+            _divide_gradients(optimizer, divide_by)
             optimizer.step()
             return
-        self.scaler.scale(loss).backward()
         self.scaler.unscale_(optimizer)  # before the step hooks, so Keras' clipping sees true gradients
+        _divide_gradients(optimizer, divide_by)
         self.scaler.step(optimizer)  # no host read with a fused kernel (found_inf stays on the device)
         self.scaler.update()
 
@@ -172,6 +183,15 @@ class Precision:
         if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float32:
             return value.float()
         return value
+
+
+@torch.no_grad()
+def _divide_gradients(optimizer: torch.optim.Optimizer, divide_by: int) -> None:
+    if divide_by == 1:
+        return
+    grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if grads:  # a division, as Keras' (g + acc) / steps: x * (1 / 3) would round differently
+        torch._foreach_div_(grads, divide_by)
 
 
 def _use_fused_kernel(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

@@ -23,8 +23,11 @@ from torchcompile import metrics as metrics_module
 from torchcompile import mixed_precision
 from torchcompile import optimizers as optimizers_module
 from torchcompile.core.tree import flatten, map_structure
+from torchcompile.engine import accumulation as accumulation_module
 from torchcompile.engine import compile_utils, distributed
 from torchcompile.engine.compile_utils import CompiledLoss, CompiledMetrics
+from torchcompile.optimizers.optimizer import check_gradient_accumulation_steps
+from torchcompile.optimizers.step_hooks import hooks_of
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Compiled:
     config: dict[str, Any]
     loss_tracked: bool = False  # the loss tracker got a value (a carried loss, with compile(loss=None))
     step_functions: dict[str, Any] = field(default_factory=dict)  # built once per compile(), kept across fits
+    accumulation: Any = None  # engine/accumulation.GradientAccumulation with gradient_accumulation_steps, else None
 
     @property
     def first_batch_pending(self) -> bool:
@@ -58,9 +62,14 @@ class Compiled:
 
     def backward_and_step(self, loss: torch.Tensor) -> None:
         """``zero_grad``, ``loss.backward()`` and one optimizer step (the loss scaled for mixed_float16); a
-        model without trainable weights trains nothing, with Keras' warning."""
+        model without trainable weights trains nothing, with Keras' warning. With
+        ``gradient_accumulation_steps=N``, the gradient adds to the running sum and every N-th call
+        updates with the mean (engine/accumulation.py)."""
         if not self.trainable:
             warnings.warn("The model does not have any trainable weights.", UserWarning, stacklevel=3)
+            return
+        if self.accumulation is not None:
+            self.accumulation.backward_and_step(loss)
             return
         self.optimizer.zero_grad(set_to_none=True)
         self.precision.backward_and_step(loss, self.optimizer)
@@ -183,6 +192,7 @@ def compile_model(
     # Keras compiles a model without weights (fit then warns and trains nothing); torch refuses an
     # optimizer over no parameters, so none is built.
     torch_optimizer = optimizers_module.build(optimizer, params) if params else None
+    accumulation_steps = _accumulation_steps(torch_optimizer, gradient_accumulation_steps)
     policy = mixed_precision.get(dtype_policy or mixed_precision.global_policy())
     jit = jit_compile is True and not run_eagerly  # "auto" is eager on the torch backend, as in Keras
     graphs = bool(cuda_graph) and not run_eagerly
@@ -200,7 +210,7 @@ def compile_model(
         "dtype_policy": policy,
         "gradient_accumulation_steps": gradient_accumulation_steps,
     }
-    return Compiled(
+    compiled = Compiled(
         optimizer=torch_optimizer,
         loss=CompiledLoss(loss, loss_weights) if loss is not None else None,
         metrics=CompiledMetrics(metrics, weighted_metrics),
@@ -214,6 +224,32 @@ def compile_model(
         trainable=any(p.requires_grad for p in params),
         config=config,
     )
+    compiled.accumulation = accumulation_module.attach(
+        torch_optimizer, accumulation_steps, compiled.precision, compiled.ddp
+    )
+    return compiled
+
+
+def _accumulation_steps(optimizer: torch.optim.Optimizer | None, steps: Any) -> int | None:
+    """N from compile's argument (our addition, for any optimizer) or the spec's (Keras'), not both."""
+    check_gradient_accumulation_steps(steps)
+    hooks = hooks_of(optimizer) if optimizer is not None else None
+    own = hooks.gradient_accumulation_steps if hooks is not None else None
+    if steps and own:
+        raise ValueError(
+            "Gradient accumulation is set twice: on the optimizer and in compile(). Set it in one place: "
+            "`gradient_accumulation_steps` on a tc.optimizers object, or compile(..., gradient_accumulation_steps=N) "
+            f"for any optimizer. Received: optimizer gradient_accumulation_steps={own}, "
+            f"compile gradient_accumulation_steps={steps}"
+        )
+    steps = steps or own or None
+    if steps and _step_needs_closure(optimizer):
+        raise ValueError(
+            f"{type(optimizer).__name__} evaluates the loss itself (its step takes a closure), so it cannot "
+            "accumulate gradients over several batches; use a first-order optimizer, or no "
+            f"gradient_accumulation_steps. Received: gradient_accumulation_steps={steps}"
+        )
+    return steps
 
 
 def _refuse_unreduced_losses(loss: Any) -> None:

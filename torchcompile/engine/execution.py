@@ -12,9 +12,10 @@ CUDA graph limits (each makes fit warn once and run eagerly): a custom ``train_s
 ``jit_compile``; a float16 loss scaler; an optimizer that is neither ``torch.optim.SGD`` nor
 capturable (``capturable`` in its defaults: Adam, AdamW, RMSprop, ...); a learning-rate
 schedule, ``lr_scheduler`` or EMA on the optimizer; a metric that is not a ``tc`` metric;
-several processes (DDP). A changed learning rate (ReduceLROnPlateau) re-captures. Groups whose
-batches differ in shape from the captured ones (the last, smaller batch) run eagerly. Sync
-points: none per group.
+several processes (DDP); ``gradient_accumulation_steps`` (whether a step updates is decided
+in Python; without ``cuda_graph``, ``steps_per_execution`` groups accumulating steps as any
+others). A changed learning rate (ReduceLROnPlateau) re-captures. Groups whose batches differ
+in shape from the captured ones (the last, smaller batch) run eagerly. Sync points: none per group.
 """
 
 from __future__ import annotations
@@ -133,6 +134,10 @@ def capture_blocker(model: Any, compiled: Any, custom_train_step: bool) -> str |
             "a metric is not a tc metric",
         ),
         (compiled.ddp is not None, "several processes: DDP all-reduces gradients from Python hooks"),
+        (
+            getattr(compiled, "accumulation", None) is not None,
+            "gradient_accumulation_steps decides on the host, step by step, whether the optimizer updates",
+        ),
     ]
     return next((why for blocked, why in reasons if blocked), None)
 

@@ -2,8 +2,8 @@
 """The optimizer spec: Keras arguments in, a real ``torch.optim.Optimizer`` out.
 
 Owns: the arguments every Keras optimizer shares (``learning_rate``, ``weight_decay``,
-clipping, EMA), their validation, ``get_config``/``from_config``, and ``build(params)``,
-which creates the torch optimizer and attaches ``step_hooks.KerasStepHooks``.
+clipping, EMA, ``gradient_accumulation_steps``), their validation, ``get_config``/``from_config``,
+and ``build(params)``, which creates the torch optimizer and attaches ``step_hooks.KerasStepHooks``.
 Not: the per-optimizer argument tables (``builtin.py``, ``extra.py``) or the update rules.
 """
 
@@ -16,7 +16,7 @@ import torch
 from torchcompile.optimizers import schedules
 from torchcompile.optimizers.step_hooks import KerasStepHooks
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "check_gradient_accumulation_steps"]
 
 # torch classes with a fused CUDA kernel; torch already defaults to foreach on CUDA otherwise.
 _FUSED_CUDA = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
@@ -44,6 +44,12 @@ class Optimizer:
         use_ema: keep a moving average of the weights in the optimizer's state.
         ema_momentum: the moving average's momentum.
         ema_overwrite_frequency: every this many steps, copy the average into the weights.
+        gradient_accumulation_steps: an integer >= 2, or None: ``fit`` and ``train_on_batch``
+            then change the weights only on every N-th optimizer iteration, with the mean of the
+            N gradients (Keras 3's rule: clipping and weight decay apply to that mean at the
+            update; learning-rate schedules see every iteration; ``iterations`` counts updates).
+            The accumulation runs in ``Model.compile``'s train step (engine/accumulation.py);
+            the torch optimizer ``build`` returns still updates on every ``step()`` call.
         lr_scheduler: a torch alternative to a schedule: a callable taking the built torch
             optimizer and returning a ``torch.optim.lr_scheduler.LRScheduler``, e.g.
             ``functools.partial(torch.optim.lr_scheduler.StepLR, step_size=100)``. It is
@@ -69,8 +75,10 @@ class Optimizer:
         ema_overwrite_frequency: int | None = None,
         lr_scheduler: Callable | None = None,
         name: str | None = None,
+        gradient_accumulation_steps: int | None = None,
     ):
         _check_learning_rate(learning_rate, lr_scheduler)
+        check_gradient_accumulation_steps(gradient_accumulation_steps)
         clips = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
         if sum(v is not None for v in clips.values()) > 1:
             raise ValueError(
@@ -83,6 +91,7 @@ class Optimizer:
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.use_ema, self.ema_momentum, self.ema_overwrite_frequency = use_ema, ema_momentum, ema_overwrite_frequency
         self.lr_scheduler = lr_scheduler
+        self.gradient_accumulation_steps = gradient_accumulation_steps or None
         self.name = name or type(self).__name__.lower()
 
     def _torch_kwargs(self) -> dict[str, Any]:
@@ -124,6 +133,7 @@ class Optimizer:
             ema_momentum=self.ema_momentum if self.use_ema else None,
             ema_overwrite_frequency=self.ema_overwrite_frequency,
             lr_scheduler=self.lr_scheduler,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
         )
         return optimizer
 
@@ -145,6 +155,7 @@ class Optimizer:
             "use_ema": self.use_ema,
             "ema_momentum": self.ema_momentum,
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
         config.update({key: getattr(self, key) for key in self._keras_args})
         return config
@@ -166,7 +177,15 @@ class Optimizer:
 
 
 # Keras config keys with no meaning here: defaults are accepted and dropped, others refused by __init__.
-_KERAS_ONLY = {"loss_scale_factor", "gradient_accumulation_steps"}
+_KERAS_ONLY = {"loss_scale_factor"}
+
+
+def check_gradient_accumulation_steps(steps: Any, argument: str = "gradient_accumulation_steps") -> None:
+    """Keras' check: falsy (None, 0) turns accumulation off; anything else must be an integer >= 2."""
+    if not steps:
+        return
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"`{argument}` must be an integer >= 2. Received: {argument}={steps!r}")
 
 
 def _is_constant(learning_rate: Any) -> bool:

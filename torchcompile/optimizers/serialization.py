@@ -46,6 +46,7 @@ _HOOK_ARGS = (
     "momentum_key",
     "ema_momentum",
     "ema_overwrite_frequency",
+    "gradient_accumulation_steps",
 )
 
 

@@ -10,9 +10,13 @@ learning-rate access for callbacks (``get_learning_rate``/``set_learning_rate``)
 Not: the update rules (torch's classes, or ``extra.py``).
 
 Everything here runs on the device through ``torch._foreach_*`` ops, with no host sync;
-schedules are host arithmetic on a Python step counter. Two values live in each param group
-so that ``state_dict`` round-trips them: ``iterations`` (Keras' ``optimizer.iterations``) and,
-for momentum optimizers, ``momentum_lr`` (see ``_rescale_momentum``). A group holding
+schedules are host arithmetic on a Python step counter. Values live in each param group so
+that ``state_dict`` round-trips them: ``iterations`` (Keras' ``optimizer.iterations``: the
+updates made), for momentum optimizers ``momentum_lr`` (see ``_rescale_momentum``) and, under
+gradient accumulation, ``accumulated_steps`` (the micro-batches whose gradients ``.grad`` holds,
+counted by engine/accumulation.py). Keras' raw counter (``optimizer._iterations``, which the
+schedule reads) is ``iterations * N + accumulated_steps``; ``advance`` is Keras' iteration
+without an update (the schedule and the EMA still move). A group holding
 ``keras_epsilon`` (Adam, AdamW) gets its torch ``eps`` from it during every step; between steps
 ``eps`` shows Keras' value again.
 """
@@ -20,6 +24,7 @@ for momentum optimizers, ``momentum_lr`` (see ``_rescale_momentum``). A group ho
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from typing import Any, Callable
 
@@ -28,6 +33,7 @@ import torch
 __all__ = [
     "KerasStepHooks",
     "hooks_of",
+    "raw_iterations",
     "set_adam_epsilon",
     "finalize_variable_values",
     "get_learning_rate",
@@ -55,6 +61,9 @@ class KerasStepHooks:
         ema_momentum: the EMA momentum, or None for no EMA.
         ema_overwrite_frequency: copy the EMA into the weights every this many steps.
         lr_scheduler: ``optimizer -> torch.optim.lr_scheduler.LRScheduler``, or None.
+        gradient_accumulation_steps: the spec's Keras argument (kept for ``get_config`` and files).
+            The steps in effect are ``accumulation_steps``, which compile's train step sets
+            (1 until then: a built optimizer updates on every ``step()``).
     """
 
     def __init__(
@@ -70,8 +79,11 @@ class KerasStepHooks:
         ema_momentum: float | None = None,
         ema_overwrite_frequency: int | None = None,
         lr_scheduler: Callable | None = None,
+        gradient_accumulation_steps: int | None = None,
     ):
         self.schedule, self.weight_decay, self.momentum_key = schedule, weight_decay, momentum_key
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.accumulation_steps = 1
         self.clipnorm, self.global_clipnorm, self.clipvalue = clipnorm, global_clipnorm, clipvalue
         self.ema_momentum, self.ema_overwrite_frequency = ema_momentum, ema_overwrite_frequency
         for group in optimizer.param_groups:
@@ -113,27 +125,48 @@ class KerasStepHooks:
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         if grads:
             self._clip(grads)
+        found_inf = getattr(optimizer, "found_inf", None)  # the float16 scaler's flag, on the device
         for group in optimizer.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if self.weight_decay and params:
                 # Keras: variable -= variable * weight_decay * lr, before the update, for every optimizer.
-                torch._foreach_mul_(params, 1 - self.weight_decay * group["lr"])
+                factor = 1 - self.weight_decay * group["lr"]
+                if isinstance(found_inf, torch.Tensor):  # an overflowing step skips the decay too (no host read)
+                    factor = 1 + (factor - 1) * (1 - found_inf.to(params[0].device, params[0].dtype))
+                torch._foreach_mul_(params, factor)
             if self.momentum_key is not None and group.get("momentum", 0) != 0:
                 self._rescale_momentum(optimizer, group, params)
 
     def post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """After the update: count the step, set the next step's rate, update the EMA."""
+        before = optimizer.param_groups[0].get("iterations", 0)
         for group in optimizer.param_groups:
             group["iterations"] = group.get("iterations", 0) + 1
             if self.schedule is not None:
-                group["lr"] = float(self.schedule(group["iterations"]))
+                group["lr"] = float(self.schedule(raw_iterations(group, self.accumulation_steps)))
             if "keras_epsilon" in group:
                 group["eps"] = group["keras_epsilon"]  # between steps, eps shows Keras' value
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
         if self.ema_momentum is not None:
             with torch.no_grad():
-                self._update_ema(optimizer)
+                self._update_ema(optimizer, before, getattr(optimizer, "found_inf", None))
+
+    def advance(self, optimizer: torch.optim.Optimizer) -> None:
+        """A Keras iteration that accumulated its gradient instead of updating (after the engine
+        counted it in ``accumulated_steps``): the schedule (and a torch ``lr_scheduler``) see it,
+        and Keras updates the EMA on it too (``_backend_apply_gradients``: every iteration)."""
+        for group in optimizer.param_groups:
+            if self.schedule is not None:
+                group["lr"] = float(self.schedule(raw_iterations(group, self.accumulation_steps)))
+        if self.lr_scheduler is not None:
+            with warnings.catch_warnings():  # torch warns when its scheduler moves before any optimizer step
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
+                self.lr_scheduler.step()
+        iterations = optimizer.param_groups[0].get("iterations", 0)
+        if self.ema_momentum is not None and iterations:  # before the first update Keras' average copies
+            with torch.no_grad():  # the unchanged weights, as that update's own copy will
+                self._update_ema(optimizer, iterations, tracked_only=True)
 
     def _clip(self, grads: list[torch.Tensor]) -> None:
         if self.clipnorm:
@@ -166,20 +199,32 @@ class KerasStepHooks:
                 torch._foreach_mul_(bufs, previous / lr)
         group["momentum_lr"] = lr
 
-    def _update_ema(self, optimizer: torch.optim.Optimizer) -> None:
-        # Keras: the first step copies the weights; later ones average with ema_momentum. The
+    def _update_ema(
+        self, optimizer: torch.optim.Optimizer, iterations: int, found_inf: Any = None, tracked_only: bool = False
+    ) -> None:
+        # Keras, with ``iterations`` its counter before this step (updates made): while it is 0 the
+        # average is a copy of the weights; afterwards it moves by ema_momentum; when
+        # (iterations + 1) % ema_overwrite_frequency == 0 the weights become the average. The
         # average sits in optimizer.state, so state_dict saves it; only weights that received a
         # gradient are tracked (torch's classes initialise a parameter's state on its first step).
+        # ``tracked_only`` (a step without an update): no state is created, as torch's classes take a
+        # parameter with state for one they already initialised.
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        fresh = [p for p in params if "ema" not in optimizer.state[p]]
+        if tracked_only:
+            params = [p for p in params if "ema" in optimizer.state.get(p, {})]
+        fresh = [p for p in params if iterations == 0 or "ema" not in optimizer.state[p]]
         for p in fresh:
             optimizer.state[p]["ema"] = p.detach().clone()
         fresh_ids = {id(p) for p in fresh}
         seen = [p for p in params if id(p) not in fresh_ids]
         if seen:
-            torch._foreach_lerp_([optimizer.state[p]["ema"] for p in seen], seen, 1 - self.ema_momentum)
-        step = optimizer.param_groups[0]["iterations"]
-        if self.ema_overwrite_frequency and step % self.ema_overwrite_frequency == 0:
+            averages = [optimizer.state[p]["ema"] for p in seen]
+            if isinstance(found_inf, torch.Tensor):  # an overflowing float16 step leaves the average too
+                weight = (1 - self.ema_momentum) * (1 - found_inf.to(seen[0].device, seen[0].dtype))
+                torch._foreach_add_(averages, torch._foreach_mul(torch._foreach_sub(seen, averages), weight))
+            else:
+                torch._foreach_lerp_(averages, seen, 1 - self.ema_momentum)
+        if self.ema_overwrite_frequency and (iterations + 1) % self.ema_overwrite_frequency == 0:
             finalize_variable_values(optimizer)
 
     def save_extra_state(self, optimizer: torch.optim.Optimizer, state_dict: dict) -> dict:
@@ -192,6 +237,12 @@ class KerasStepHooks:
         if saved is not None and self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(saved)
         return state_dict
+
+
+def raw_iterations(group: dict, accumulation_steps: int = 1) -> int:
+    """Keras' raw counter ``optimizer._iterations`` (the step a schedule is evaluated at): the updates
+    made times the accumulation steps, plus the micro-batches accumulated since the last update."""
+    return group.get("iterations", 0) * accumulation_steps + group.get("accumulated_steps", 0)
 
 
 def set_adam_epsilon(group: dict) -> None:
