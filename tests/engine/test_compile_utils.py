@@ -146,7 +146,7 @@ def test_compiled_loss_first_batch_check_refuses_logits_for_a_probability_loss()
 
 def test_compiled_loss_first_batch_check_also_checks_the_requested_labels():
     loss = CompiledLoss("sparse_categorical_crossentropy")
-    loss.request_checks(labels=torch.tensor([0, 1, 5]))  # the run's whole label array: 5 is out of range
+    loss.request_checks(torch.tensor([0, 1, 5]))  # the run's whole label array: 5 is out of range
     with pytest.raises(ValueError, match=r"class labels in \[0, 3\)"):
         loss(torch.tensor([0, 1]), torch.full((2, 3), 1 / 3))
 

@@ -126,7 +126,7 @@ def test_compiled_first_batch_is_pending_until_the_loss_is_built():
 def test_compiled_request_checks_makes_the_next_batch_pending():
     compiled = _compile()
     compiled.loss(torch.zeros(2, 1), torch.ones(2, 1))
-    compiled.request_checks(labels=torch.zeros(2, 1))
+    compiled.request_checks(torch.zeros(2, 1))
     assert compiled.first_batch_pending and compiled.loss.checks_pending
 
 
