@@ -6,7 +6,8 @@ Owns: what counts as an array (NumPy arrays, tensors, pandas DataFrames and Seri
 lists of numbers, and tuples/lists/dicts of those), the dtype arrays get (float arrays follow
 ``float_dtype``, the module's parameter dtype; everything else keeps its dtype), detaching
 tensors from the caller's graph, the ``labels`` key of a dict batch (the Hugging Face
-convention), checking lengths, Keras' ``validation_split`` and ``class_weight``.
+convention), checking lengths, slicing arrays for ``validation_split`` (engine/validation.py owns the
+argument) and ``class_weight``.
 Not: batching (data_adapters.py and the adapters it picks).
 """
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Validation during fit. Owns: `validation_split`, unpacking `validation_data` (and the batch
-size it inherits), and `validation_freq`. Not: running it (Model._run_evaluation)."""
+size it inherits), and `validation_freq`. Not: running it (engine/run.py), the array slicing it uses
+(data_adapter_utils.train_validation_split)."""
 
 from __future__ import annotations
 
