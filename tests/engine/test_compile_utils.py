@@ -223,13 +223,6 @@ def test_compiled_metrics_give_each_output_its_own_metrics():
     assert {k: float(v) for k, v in metrics.results().items()} == {"output_2_mae": 2.0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="split_outputs repeats the one list for every output, so a metric object (not an id) given once "
-    "for a two-output module is one instance shared by both: both outputs update it and it is renamed twice, "
-    "giving one merged value named 'output_2_output_1_mean_absolute_error' instead of one per output (Keras refuses "
-    "such a list; an id such as 'mae' gets a metric per output here)",
-)
 def test_compiled_metrics_give_each_output_its_own_copy_of_a_metric_object():
     y_true, y_pred = _two_outputs()  # errors of 1 and 2
     metrics = CompiledMetrics([tc.metrics.MeanAbsoluteError()])

@@ -11,6 +11,7 @@ Which output a loss or metric trains on: engine/outputs.py.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -224,11 +225,17 @@ class CompiledMetrics:
         trues = flatten_targets("y", y_true, names)
         self.entries = []
         taken: dict[str, int] = {}
+        given_names: dict[int, str] = {}  # a metric object's name before _unique_name renamed it
         for weighted, spec in ((False, self.user_metrics), (True, self.user_weighted_metrics)):
             per_output = split_outputs("metrics", spec, names) if spec is not None else [None] * len(preds)
             for index, (ids, y_t, y_p) in enumerate(zip(per_output, trues, preds)):
                 for identifier in _as_list(ids):
-                    metric = get_metric(identifier, y_t, y_p).to(device)
+                    metric = get_metric(identifier, y_t, y_p)
+                    if id(metric) in given_names:  # one metric object listed for several outputs: each gets its own
+                        metric = copy.deepcopy(metric)
+                        metric.name = given_names[id(identifier)]
+                    given_names.setdefault(id(metric), metric.name)
+                    metric = metric.to(device)
                     metric.name = _unique_name(metric.name, names and names[index], weighted, taken)
                     self.entries.append((index, metric, weighted))
         self.names = names
