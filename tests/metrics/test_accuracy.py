@@ -80,3 +80,27 @@ def test_accuracy_higher_is_better(cls):
 
 def test_binary_accuracy_name_argument_is_kept():
     assert tcm.BinaryAccuracy(name="acc").name == "acc"
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("label_dtype", [torch.int64, torch.int32, torch.uint8])
+def test_sparse_categorical_accuracy_on_integer_label_tensors_matches_keras(label_dtype, rng):
+    # The engine's hot path (tensors, integer labels (N,), unweighted) counts matches directly.
+    case = Case("SparseCategoricalAccuracy", data="sparse_logits")
+    updates = batches("sparse_logits", rng, rank1=True)
+    ours = case.ours()
+    for y_true, y_pred in updates:
+        ours.update_state(torch.from_numpy(y_true).to(label_dtype), torch.from_numpy(y_pred))
+    np.testing.assert_allclose(ours.result().numpy(), keras_result(case, updates), **TOL)
+
+
+def test_sparse_categorical_accuracy_mixes_unweighted_tensor_and_weighted_updates(rng):
+    fast, general = tcm.SparseCategoricalAccuracy(), tcm.SparseCategoricalAccuracy()
+    for weighted in (False, True, False):
+        for y_true, y_pred, *sw in batches("sparse_logits", rng, rank1=True, weighted=weighted):
+            y_true, y_pred = torch.from_numpy(y_true), torch.from_numpy(y_pred)
+            sample_weight = torch.from_numpy(sw[0]) if sw else None
+            fast.update_state(y_true, y_pred, sample_weight)
+            general.update_state(y_true.numpy(), y_pred.numpy(), None if sw == [] else sw[0])
+    torch.testing.assert_close(fast.total, general.total)
+    torch.testing.assert_close(fast.count, general.count)

@@ -8,6 +8,8 @@ accuracy, with Keras 3's shape rules. Not: choosing among them for ``"accuracy"`
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from torchcompile.core.shapes import squeeze_or_expand_to_same_rank
@@ -164,6 +166,27 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
 
     def __init__(self, name: str = "sparse_categorical_accuracy", dtype: str | torch.dtype | None = None):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if (
+            sample_weight is None
+            and isinstance(y_pred, torch.Tensor)
+            and isinstance(y_true, torch.Tensor)
+            and y_pred.dim() == 2
+            and y_true.dim() == 1
+            and y_true.shape[0] == y_pred.shape[0]
+            and not y_true.is_floating_point()
+            and y_true.dtype != torch.bool
+            and y_pred.device == self._device
+            and y_true.device == self._device
+        ):
+            # The training hot path: integer labels (N,) against scores (N, C), unweighted. The same
+            # sums as the matches' mean (whole numbers, exact in float32), in four kernels.
+            buffers = self._buffers
+            buffers["total"].add_((y_pred.argmax(dim=-1) == y_true).sum())
+            buffers["count"].add_(y_pred.shape[0])
+            return
+        super().update_state(y_true, y_pred, sample_weight)
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):

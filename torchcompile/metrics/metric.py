@@ -218,17 +218,20 @@ class Mean(Metric):
             and values.device == self._device
         ):
             # The engine's loss tracker (a scalar weighted by the batch size): two kernels, no temporaries.
-            self.total.add_(values.detach() if values.requires_grad else values, alpha=sample_weight)
-            self.count.add_(sample_weight)
+            # The buffers are read from _buffers: nn.Module.__getattr__ would cost a call each.
+            buffers = self._buffers
+            buffers["total"].add_(values.detach() if values.requires_grad else values, alpha=sample_weight)
+            buffers["count"].add_(sample_weight)
             return
         values = self._tensor(values, self.dtype)
         weight = None if sample_weight is None else self._tensor(sample_weight, self.dtype)
         values, weight = _reduce_to_samplewise_values(values, weight, torch.mean)
-        self.total.add_(values.sum())
+        buffers = self._buffers
+        buffers["total"].add_(values.sum())
         if weight is not None:
-            self.count.add_(weight.sum())
+            buffers["count"].add_(weight.sum())
         else:
-            self.count.add_(values.shape[0] if values.ndim >= 1 else 1)
+            buffers["count"].add_(values.shape[0] if values.ndim >= 1 else 1)
 
     def update(self, value: Any, weight: Any = None) -> None:
         """torchmetrics' ``MeanMetric.update(value, weight)``: ``update_state(value, weight)``."""
