@@ -199,9 +199,72 @@ def resume(d: dict, folder: Path) -> dict:
     return {"uninterrupted": uninterrupted, "resumed": fit_resumable(d, folder / "interrupted")}
 
 
+ACCUMULATION_STEPS = 3  # 4 global batches an epoch: partial cycles carry across epochs
+
+
+def build_accumulating_model() -> tc.Model:
+    torch.manual_seed(0)
+    module = Counted(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    model = tc.Model(module, device="cpu")
+    optimizer = tc.optimizers.Adam(learning_rate=0.02, clipnorm=1.0, gradient_accumulation_steps=ACCUMULATION_STEPS)
+    model.compile(optimizer=optimizer, loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+class CountAllReduces(tc.callbacks.Callback):
+    """Counts DDP's gradient all-reduces: its communication hook runs once per bucket it reduces."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def on_train_begin(self, logs=None):
+        ddp = self.model._compiled.ddp
+        if ddp is not None:
+            ddp.register_comm_hook(self, CountAllReduces._hook)
+
+    @staticmethod
+    def _hook(state, bucket):
+        state.count += 1
+        fut = dist.all_reduce(bucket.buffer().div_(dist.get_world_size()), async_op=True).get_future()
+        return fut.then(lambda f: f.value()[0])
+
+
+def fit_accumulated(d: dict, backup: Path, interrupt_at: tuple[int, int] | None = None, shuffle: bool = True) -> dict:
+    """gradient_accumulation_steps=3 over 3 epochs of 4 batches, backed up after every batch."""
+    model = build_accumulating_model()
+    counter = CountAllReduces()
+    callbacks = [counter, tc.callbacks.BackupAndRestore(str(backup), save_freq=1)]
+    callbacks += [Interrupt(interrupt_at)] if interrupt_at else []
+    history = model.fit(
+        d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=EPOCHS, callbacks=callbacks, shuffle=shuffle, verbose=0
+    )
+    return {
+        "weights": model.get_weights(),
+        "history": history.history,
+        "seen": model.module.seen,
+        "all_reduces": counter.count,
+        "iterations": model.optimizer.param_groups[0]["iterations"],
+    }
+
+
+def accumulated(d: dict, folder: Path) -> dict:
+    """In order (against one process), and shuffled: uninterrupted, and interrupted mid-accumulation
+    (at epoch 1's first batch; the last backup holds a partial sum) then resumed in a fresh model."""
+    in_order = fit_accumulated(d, folder / "in_order", shuffle=False)
+    uninterrupted = fit_accumulated(d, folder / "uninterrupted")
+    try:
+        fit_accumulated(d, folder / "interrupted", interrupt_at=(1, 0))
+    except KeyboardInterrupt:
+        pass
+    resumed = fit_accumulated(d, folder / "interrupted")
+    return {"in_order": in_order, "uninterrupted": uninterrupted, "resumed": resumed}
+
+
 def run(out: Path) -> dict:
     d = data()
     return {
+        "accumulated": accumulated(d, out / "accumulated"),
         "arrays": fit_arrays(d, out / "files"),
         "dataset": fit_dataset(d),
         "resume": resume(d, out / "resume"),

@@ -197,3 +197,33 @@ def test_torchmetrics_metric_under_two_processes_holds_the_global_values(ranks, 
 def test_stop_asked_on_one_process_stops_every_process_at_the_epoch_end(ranks):
     for result in ranks[:2]:
         assert result["stopped"] == {"epochs": 1, "seen": 30}  # the whole first epoch, then no more
+
+
+@distributed
+def test_accumulation_under_two_processes_matches_one_process_and_all_reduces_on_updates_only(ranks, single):
+    rank0, rank1, _ = ranks
+    expected = single["accumulated"]["in_order"]
+    for result in (rank0, rank1):
+        run = result["accumulated"]["in_order"]
+        assert max_difference(run["weights"], expected["weights"]) < 1e-5
+        np.testing.assert_allclose(run["history"]["loss"], expected["history"]["loss"], rtol=0, atol=1e-5)
+        assert run["iterations"] == expected["iterations"] == 4 * distributed_worker.EPOCHS // 3
+        assert run["seen"] * 2 == expected["seen"]
+        # one all-reduce per update (the model's gradients fit in one DDP bucket), none on the others
+        assert run["all_reduces"] == run["iterations"]
+    assert (
+        max_difference(rank0["accumulated"]["in_order"]["weights"], rank1["accumulated"]["in_order"]["weights"]) == 0.0
+    )
+
+
+@distributed
+def test_accumulation_under_two_processes_resumes_mid_accumulation_bit_for_bit(ranks):
+    for result in ranks[:2]:
+        uninterrupted, resumed = result["accumulated"]["uninterrupted"], result["accumulated"]["resumed"]
+        assert max_difference(resumed["weights"], uninterrupted["weights"]) == 0.0
+        losses = resumed["history"]["loss"]  # the epochs from the one the backup was in
+        assert losses == uninterrupted["history"]["loss"][-len(losses) :]
+    assert (
+        max_difference(ranks[0]["accumulated"]["resumed"]["weights"], ranks[1]["accumulated"]["resumed"]["weights"])
+        == 0
+    )

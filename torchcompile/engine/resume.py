@@ -5,6 +5,9 @@ Owns: the RNG states (captured before each training epoch draws its batches, and
 save point), skipping the steps a killed run had done, and restoring the running metric
 states and other callbacks' states at that point. Not: when or where a backup is written,
 nor the weights and optimizer state (the callback, callbacks/backup_and_restore.py).
+Gradients accumulated towards the next update (``gradient_accumulation_steps``) are optimizer
+state, as Keras keeps them: they travel in ``optimizer.state_dict()`` (engine/accumulation.py);
+under several processes ``snapshot`` first gathers every process's running sums into it.
 
 The hand-off is public and duck-typed: fit gives a ``TrainingState`` to every callback that
 has ``set_training_state(state)``; such a callback calls ``state.snapshot(step)`` to get what a
@@ -70,6 +73,9 @@ class TrainingState:
 
         Under several processes every process must call it (the metric sums are all-reduced).
         """
+        accumulation = getattr(self.compiled, "accumulation", None)
+        if accumulation is not None:  # each process's own running sums, into rank 0's optimizer state_dict
+            accumulation.gather_for_backup()
         metrics = None
         if step:
             metrics = [[m.name, [v.detach().clone() for v in getattr(m, "variables", [])]] for m in self.model.metrics]
