@@ -19,12 +19,19 @@ state, the loss value handed to the trackers and the metric states stay float32,
   pre-step hooks, so Keras' clipping sees true gradients.
 - ``mixed_float16`` on the CPU runs, with a warning: float16 autocast there is slow and gains
   nothing; use ``mixed_bfloat16``. The scaler runs on the CPU, where its reads cost nothing.
+- The scaler's state (its scale and growth tracker) travels in the optimizer's ``state_dict``
+  under ``"loss_scaler"``, so ``BackupAndRestore`` and ``model.save`` resume with the scale the
+  run had (gradients accumulated towards an update are scaled by it). Saving reads the scale on
+  the host, once per save.
+- Gradient accumulation: ``backward`` adds scaled gradients to ``.grad`` and ``step`` unscales
+  the sum once (one overflow check over all micro-batches), divides by N, and updates or skips.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
+import weakref
 from typing import Any
 
 import torch
@@ -89,6 +96,8 @@ class Policy:
 DTypePolicy = Policy  # Keras 3's name
 _NO_AUTOCAST = contextlib.nullcontext()  # stateless, so one instance serves every step
 _global = Policy("float32")
+_SCALER_HOOKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # optimizer -> its state_dict hook handles
+SCALER_KEY = "loss_scaler"
 
 
 def set_global_policy(policy: str | Policy | None) -> None:
@@ -145,6 +154,8 @@ class Precision:
             self.scaler = torch.amp.GradScaler(device.type)
             if optimizer is not None:
                 _use_fused_kernel(optimizer, device)
+        if optimizer is not None:
+            _carry_scaler_state(optimizer, self.scaler)
 
     @property
     def enabled(self) -> bool:
@@ -183,6 +194,29 @@ class Precision:
         if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float32:
             return value.float()
         return value
+
+
+def _carry_scaler_state(optimizer: torch.optim.Optimizer, scaler: Any) -> None:
+    """``optimizer.state_dict()`` holds ``scaler``'s state (None: what an earlier compile attached goes)."""
+    for handle in _SCALER_HOOKS.pop(optimizer, []):
+        handle.remove()
+    if scaler is None:
+        return
+
+    def save(opt: torch.optim.Optimizer, state_dict: dict) -> dict:
+        state_dict[SCALER_KEY] = scaler.state_dict()  # host reads of the scale: once per save
+        return state_dict
+
+    def load(opt: torch.optim.Optimizer, state_dict: dict) -> dict:
+        saved = state_dict.pop(SCALER_KEY, None)
+        if saved:
+            scaler.load_state_dict(saved)
+        return state_dict
+
+    _SCALER_HOOKS[optimizer] = [
+        optimizer.register_state_dict_post_hook(save),
+        optimizer.register_load_state_dict_pre_hook(load),
+    ]
 
 
 @torch.no_grad()

@@ -175,7 +175,7 @@ class _Interrupt(tc.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def _resumable_fit(backup, save_freq, interrupt_at=None):
+def _resumable_fit(backup, save_freq, interrupt_at=None, policy=None):
     """Dropout, shuffling, a schedule, clipping and EMA: everything a resume must restore."""
     torch.manual_seed(0)
     np.random.seed(0)
@@ -184,24 +184,34 @@ def _resumable_fit(backup, save_freq, interrupt_at=None):
     model = tc.Model(module, device="cpu")
     schedule = tc.optimizers.schedules.ExponentialDecay(0.02, decay_steps=3, decay_rate=0.8)
     optimizer = tc.optimizers.Adam(learning_rate=schedule, clipnorm=1.0, use_ema=True, gradient_accumulation_steps=3)
-    model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mixed_float16 on the CPU
+        model.compile(optimizer=optimizer, loss="mse", metrics=["mae"], dtype_policy=policy)
     callbacks = [tc.callbacks.BackupAndRestore(str(backup), save_freq=save_freq, delete_checkpoint=False)]
     callbacks = ([_Interrupt(interrupt_at)] if interrupt_at else []) + callbacks
     history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, callbacks=callbacks, verbose=0)
     return model, history
 
 
+@pytest.mark.parametrize("policy", [None, "mixed_float16"])
 @pytest.mark.parametrize("save_freq, interrupt_at, saved_at", [(1, (1, 3), (1, 3)), ("epoch", (1, 5), (1, 0))])
-def test_resume_mid_accumulation_matches_the_uninterrupted_run_bit_for_bit(tmp_path, save_freq, interrupt_at, saved_at):
-    reference, reference_history = _resumable_fit(tmp_path / "reference", save_freq)
+def test_resume_mid_accumulation_matches_the_uninterrupted_run_bit_for_bit(
+    tmp_path, save_freq, interrupt_at, saved_at, policy
+):
+    # Under mixed_float16 the running sums are scaled: the loss scale (which backs off on the first
+    # steps' overflows here) must come back with them.
+    reference, reference_history = _resumable_fit(tmp_path / "reference", save_freq, policy=policy)
     with pytest.raises(KeyboardInterrupt):
-        _resumable_fit(tmp_path / "backup", save_freq, interrupt_at)
+        _resumable_fit(tmp_path / "backup", save_freq, interrupt_at, policy=policy)
     saved = torch.load(tmp_path / "backup" / "latest.pt", weights_only=True)
     assert (saved["epoch"], saved["step"]) == saved_at
     done = 7 * saved_at[0] + saved_at[1]
     assert saved["optimizer"]["param_groups"][0]["accumulated_steps"] == done % 3 != 0  # mid-accumulation
     assert accumulation.STATE_KEY in saved["optimizer"]
-    resumed, history = _resumable_fit(tmp_path / "backup", save_freq)  # a fresh model: no .grad to lean on
+    resumed, history = _resumable_fit(tmp_path / "backup", save_freq, policy=policy)  # fresh: no .grad to lean on
+    if policy is not None:
+        scale = reference._compiled.precision.scaler.get_scale()
+        assert scale < 2.0**16 and resumed._compiled.precision.scaler.get_scale() == scale
     for key, value in reference.module.state_dict().items():
         assert torch.equal(resumed.module.state_dict()[key], value), key
     reference_state, resumed_state = reference.optimizer.state_dict(), resumed.optimizer.state_dict()
