@@ -57,6 +57,22 @@ def test_array_adapter_keeps_x_and_y_aligned_when_shuffling():
         assert torch.equal(x.long(), y)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("with_y", [False, True])
+def test_array_adapter_shuffles_flat_arrays_with_rows_aligned(weighted, with_y):
+    n = 23
+    y = np.arange(n) if with_y else None
+    sw = np.arange(n, dtype=np.float32) if weighted else None
+    adapter = da.get_data_adapter(np.arange(n, dtype=np.float32), y, sw, batch_size=5, shuffle=True, device=CPU)
+    seen = []
+    for x_b, y_b, sw_b in adapter:
+        assert (y_b is None) is not with_y and (sw_b is None) is not weighted
+        assert y_b is None or torch.equal(x_b.long(), y_b)
+        assert sw_b is None or torch.equal(x_b, sw_b)
+        seen += x_b.long().tolist()
+    assert sorted(seen) == list(range(n))
+
+
 def test_adapter_refuses_batch_size_with_a_dataloader():
     loader = DataLoader(TensorDataset(torch.zeros(8, 2), torch.zeros(8)), batch_size=4)
     with pytest.raises(ValueError, match="`batch_size` cannot be used with a DataLoader"):

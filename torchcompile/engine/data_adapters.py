@@ -93,6 +93,12 @@ def _take(data: Any, index: Any, pin: bool) -> Any:
     return map_structure(take, data)
 
 
+def _is_flat(data: tuple) -> bool:
+    """Whether ``(x, y, sample_weight)`` are tensors (or None): no structure to walk per batch."""
+    x, y, sample_weight = data
+    return isinstance(x, torch.Tensor) and all(t is None or isinstance(t, torch.Tensor) for t in (y, sample_weight))
+
+
 def _rows(data: Any, index: Any) -> Any:
     """Rows ``index`` of every device tensor, in new memory: a slice is copied (contiguous), an
     index tensor gathers (already a copy). The module can then write into its batch freely."""
@@ -139,6 +145,17 @@ class ArrayDataAdapter:
             return
         n, bs = self.num_samples, self.batch_size
         order = torch.randperm(n, device=self.device) if self.shuffle else None
+        if order is not None and self.on_device and _is_flat(self.data):
+            # Flat tensors shuffled on the device (the common case): gather each batch directly.
+            x, y, sample_weight = self.data
+            for start in range(0, n, bs):
+                index = order[start : start + bs]
+                yield (
+                    x[index],
+                    None if y is None else y[index],
+                    None if sample_weight is None else sample_weight[index],
+                )
+            return
         for start in range(0, n, bs):
             index = slice(start, start + bs) if order is None else order[start : start + bs]
             if self.on_device:
