@@ -112,6 +112,30 @@ def test_run_epoch_checks_stop_training_after_each_group():
     assert model.seen == [0, 1, 2, 3, 4, 5]  # the group that asked to stop finishes, as in Keras
 
 
+def _run_without_hooks(model, n, mode="train"):
+    iterator = _Iterator(n)
+    return run_epoch(model, mode, iterator, CallbackList([]), model.step, steps_per_execution=1)
+
+
+def test_run_epoch_without_hooks_stops_after_the_step_that_asked():
+    model = _Model(stop_at=4)
+    assert [float(t) for t in _run_without_hooks(model, 9)] == [4.0]  # the last step's logs
+    assert model.seen == [0, 1, 2, 3, 4]
+
+
+def test_run_epoch_without_hooks_predicts_every_batch_and_evaluates_every_batch():
+    assert [float(o) for o in _run_without_hooks(_Model(), 5, mode="predict")] == [0, 1, 2, 3, 4]
+    model = _Model(stop_at=1)  # only training stops early
+    assert [float(t) for t in _run_without_hooks(model, 3, mode="test")] == [2.0] and model.seen == [0, 1, 2]
+
+
+def test_run_epoch_without_hooks_stops_training_when_the_data_ran_out():
+    model, iterator = _Model(), _Iterator(2)
+    iterator.ran_out_of_data = True
+    run_epoch(model, "train", iterator, CallbackList([]), model.step)
+    assert model.stop_training
+
+
 def test_run_epoch_predict_keeps_every_output_of_a_group():
     _, outputs = _run(_Model(steps_per_execution=4), 6, mode="predict")
     assert [float(o) for o in outputs] == [0, 1, 2, 3, 4, 5]

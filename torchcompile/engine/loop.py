@@ -138,6 +138,18 @@ def run_epoch(
     if resume is not None:
         batches = resume.batches(batches)
     last = None
+    if steps_per_execution == 1 and run_group is None and not with_hooks:
+        # The common case, one step at a time and no batch hook: no groups, no per-step lists.
+        train = mode == "train"
+        for _, batch in batches:
+            last = step_fn(prepare(batch, mode))
+            if mode == "predict":
+                outputs.append(last)
+            elif train and model.stop_training and not process.is_distributed():
+                break
+        if epoch_iterator.ran_out_of_data and train:
+            model.stop_training = True
+        return outputs if mode == "predict" else [last]
     for steps, group in _groups(batches, steps_per_execution):
         if with_hooks:
             begin_hook(steps[0], None)
