@@ -327,3 +327,21 @@ def test_cuda_graphs_refuse_accumulation_with_a_reason():
     model.device = torch.device("cuda")  # past the device check, to reach the accumulation's reason
     why = capture_blocker(model, model._compiled, custom_train_step=False)
     assert why is not None and "gradient_accumulation_steps" in why
+
+
+def test_a_custom_train_step_stepping_the_optimizer_itself_is_warned_once():
+    class Custom(tc.Model):
+        def train_step(self, data):
+            x, y, _ = tc.utils.unpack_x_y_sample_weight(data)
+            self.zero_grad()
+            loss = self.compute_loss(x, y, self(x, training=True))
+            loss.backward()
+            self.optimizer.step()
+            return {"loss": loss.detach()}
+
+    x, y = _data()
+    model = Custom(nn.Linear(FEATURES, UNITS), device="cpu")
+    model.compile(tc.optimizers.SGD(0.01, gradient_accumulation_steps=2), loss="mse")
+    with pytest.warns(RuntimeWarning, match="custom train_step") as caught:
+        model.fit(x[:64], y[:64], batch_size=16, verbose=0)
+    assert sum("gradient_accumulation_steps" in str(w.message) for w in caught) == 1

@@ -24,6 +24,7 @@ Keras; ``train_on_batch`` counts on the same counter.
 from __future__ import annotations
 
 import contextlib
+import warnings
 import weakref
 from typing import Any
 
@@ -75,9 +76,12 @@ class GradientAccumulation:
         self.hooks = hooks_of(optimizer)
         self._no_sync: contextlib.AbstractContextManager | None = None
         self._gathered: list | None = None  # every process's running sums, for rank 0's backup
+        self._stepping = False  # this accumulation is calling optimizer.step()
+        self._warned = False
         self._handles = [
             optimizer.register_state_dict_post_hook(self._save_sums),
             optimizer.register_load_state_dict_pre_hook(self._load_sums),
+            optimizer.register_step_pre_hook(self._warn_on_a_foreign_step),
         ]
         if ddp is not None:
             # DDP decides in its forward whether the coming backward all-reduces, so the
@@ -113,7 +117,26 @@ class GradientAccumulation:
                 self.hooks.advance(self.optimizer)  # Keras' iteration without an update
             return
         self._count(0)  # before the step: its post-hook sets the rate for the raw counter that follows
-        self.precision.step(self.optimizer, divide_by=self.steps)
+        self._stepping = True
+        try:
+            self.precision.step(self.optimizer, divide_by=self.steps)
+        finally:
+            self._stepping = False
+
+    def _warn_on_a_foreign_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """A step from elsewhere (a custom ``train_step``, the user's own loop) updates on every call: say so once."""
+        if self._stepping or self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            f"gradient_accumulation_steps={self.steps} applies to fit's and train_on_batch's default train step; "
+            "this optimizer.step() call (a custom train_step, or a loop of your own) updates the weights on every "
+            "call, with the gradients as they are. In a custom train_step, accumulate yourself: skip zero_grad() "
+            f"and step() on all but every {self.steps}th call, and divide the gradients by {self.steps}. "
+            f"Received: gradient_accumulation_steps={self.steps}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     def _before_forward(self, module: Any, args: Any) -> None:
         """DDP: a step that does not update keeps its gradient local (``no_sync()``)."""
