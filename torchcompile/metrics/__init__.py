@@ -30,8 +30,8 @@ from torchcompile.metrics.accuracy import (
     sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
+from torchcompile.metrics.auc import AUC
 from torchcompile.metrics.confusion import (
-    AUC,
     FalseNegatives,
     FalsePositives,
     Precision,
