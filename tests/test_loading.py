@@ -16,7 +16,7 @@ def test_save_and_load_model_resume_training_identically(tmp_path):
     model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
     model.save(tmp_path / "m.pt")
     loaded = tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu")
-    assert loaded.initial_epoch == 2 and type(loaded.optimizer) is torch.optim.Adam
+    assert loaded.initial_epoch == 2 and isinstance(loaded.optimizer, torch.optim.Adam)
     for m in (model, loaded):
         m.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
     assert same(model.module, loaded.module)
@@ -135,7 +135,7 @@ def test_load_model_reads_a_version_1_file(tmp_path):
     data_["module_class"] = "Net"
     torch.save(data_, tmp_path / "m.pt")
     loaded = tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu")
-    assert same(model.module, loaded.module) and type(loaded.optimizer) is torch.optim.Adam
+    assert same(model.module, loaded.module) and isinstance(loaded.optimizer, torch.optim.Adam)
 
 
 def test_load_model_refuses_an_optimizer_state_of_another_class_naming_both(tmp_path):
@@ -146,7 +146,7 @@ def test_load_model_refuses_an_optimizer_state_of_another_class_naming_both(tmp_
     torch.save(data_, tmp_path / "m.pt")
     module = Net()
     before = snapshot(module)
-    with pytest.raises(ValueError, match=r"saved from a torch\.optim\.adam\.Adam.*is a torch\.optim\.sgd\.SGD"):
+    with pytest.raises(ValueError, match=r"saved from a \S*Adam.*is a \S*SGD"):
         tc.load_model(tmp_path / "m.pt", module=module, device="cpu")
     assert unchanged(module, before)
 

@@ -289,12 +289,6 @@ def test_learning_rate_scheduler_through_param_groups(mnist_like, capsys):
     assert "Epoch 12: Learning rate is 0.001." in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="model.optimizer is a plain torch optimizer: no Keras `learning_rate` attribute to read or "
-    "assign (the guide's hasattr check raises 'Optimizer must have a \"learning_rate\" attribute.')",
-)
 def test_learning_rate_scheduler_as_the_guide_writes_it(mnist_like):
     model = _fit_with_schedule(CustomLearningRateScheduler(lr_schedule), mnist_like)
     assert model.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)

@@ -135,7 +135,8 @@ KERAS_DEFAULTS = {  # api.md's table: the torch keywords each id must carry.
 def test_builtin_id_builds_torch_class_with_keras_defaults(name):
     torch_class, expected = KERAS_DEFAULTS[name]
     optimizer = optimizers.build(name, [torch.nn.Parameter(torch.zeros(2))])
-    assert type(optimizer) is torch_class
+    # torch's class itself, or a direct subclass that only adds Keras' `learning_rate` attribute
+    assert type(optimizer) is torch_class or type(optimizer).__mro__[1] is torch_class
     assert {k: optimizer.param_groups[0][k] for k in expected} == expected
 
 
@@ -263,3 +264,18 @@ def test_builtin_keras_rule_class_foreach_and_per_tensor_updates_agree(torch_cla
         apart.step()
     for a, b in zip(*params):
         torch.testing.assert_close(a, b, rtol=1e-15, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_DEFAULTS))
+def test_builtin_optimizer_learning_rate_reads_and_writes_as_keras(name):
+    optimizer = optimizers.build(name, [torch.nn.Parameter(torch.zeros(2))])
+    assert optimizer.learning_rate == pytest.approx(optimizer.param_groups[0]["lr"])
+    optimizer.learning_rate = 0.5
+    assert optimizer.param_groups[0]["lr"] == 0.5 and optimizer.learning_rate == 0.5
+
+
+def test_builtin_optimizer_learning_rate_is_not_settable_under_a_schedule():
+    schedule = optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
+    optimizer = optimizers.build(optimizers.SGD(learning_rate=schedule), [torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(TypeError, match="not settable"):
+        optimizer.learning_rate = 0.5

@@ -122,7 +122,7 @@ def capture_blocker(model: Any, compiled: Any, custom_train_step: bool) -> str |
         (compiled.jit_compile, "jit_compile=True already compiles the step (use one or the other)"),
         (precision is not None and precision.scaler is not None, "float16 loss scaling decides on the host"),
         (
-            not (type(optimizer) is torch.optim.SGD or "capturable" in optimizer.defaults),
+            not (isinstance(optimizer, torch.optim.SGD) or "capturable" in optimizer.defaults),
             f"{type(optimizer).__name__} has no capturable mode",
         ),
         (

@@ -23,6 +23,14 @@ from typing import Any, Callable
 import torch
 
 from torchcompile.optimizers.optimizer import Optimizer
+from torchcompile.optimizers.torch_classes import (
+    KerasLearningRate,
+    TorchAdadelta,
+    TorchAdam,
+    TorchAdamW,
+    TorchNAdam,
+    TorchSGD,
+)
 
 __all__ = [
     "SGD",
@@ -100,7 +108,7 @@ def _chunks(group: dict, params: list, grads: list, states: list) -> list[tuple[
     return [([p], [g], [s]) for p, g, s in zip(params, grads, states)]
 
 
-class TorchRMSprop(torch.optim.RMSprop):
+class TorchRMSprop(torch.optim.RMSprop, KerasLearningRate):
     """``torch.optim.RMSprop`` with Keras' rule: epsilon inside the square root.
 
     ``v = rho * v + (1 - rho) * g**2``; centered: ``a = rho * a + (1 - rho) * g`` and
@@ -144,7 +152,7 @@ class TorchRMSprop(torch.optim.RMSprop):
             _descend(params, grads, group["lr"], denominators)
 
 
-class TorchAdagrad(torch.optim.Adagrad):
+class TorchAdagrad(torch.optim.Adagrad, KerasLearningRate):
     """``torch.optim.Adagrad`` with Keras' rule: ``acc += g**2; w -= lr * g / sqrt(acc + eps)``.
 
     Keras' epsilon sits inside the square root (torch's: ``sqrt(acc) + eps``). torch's ``lr_decay``
@@ -171,7 +179,7 @@ class TorchAdagrad(torch.optim.Adagrad):
         _descend(params, grads, group["lr"], denominators)
 
 
-class TorchAdamax(torch.optim.Adamax):
+class TorchAdamax(torch.optim.Adamax, KerasLearningRate):
     """``torch.optim.Adamax`` with Keras' rule: epsilon added after the infinity norm's maximum.
 
     ``m = beta_1 * m + (1 - beta_1) * g; u = max(beta_2 * u, |g|); w -= lr * m / ((1 - beta_1**t) *
@@ -224,7 +232,7 @@ class SGD(Optimizer):
         ('SGD', 0.9)
     """
 
-    torch_class = torch.optim.SGD
+    torch_class = TorchSGD
     _keras_args = ("momentum", "nesterov")
     _momentum_key = "momentum_buffer"
 
@@ -295,7 +303,7 @@ class Adam(AdamFamily):
     shows it between steps.
     """
 
-    torch_class = torch.optim.Adam
+    torch_class = TorchAdam
     _keras_args = ("beta_1", "beta_2", "epsilon", "amsgrad")
 
     def __init__(
@@ -324,7 +332,7 @@ class AdamW(Adam):
     so it applies ``weight_decay`` itself rather than the step hook.
     """
 
-    torch_class = torch.optim.AdamW
+    torch_class = TorchAdamW
     _native_weight_decay = True
 
     def __init__(
@@ -365,7 +373,7 @@ class Adagrad(Optimizer):
 class Adadelta(Optimizer):
     """Adadelta with Keras' learning rate 0.001 (torch's default is 1.0); same rule as Keras'."""
 
-    torch_class = torch.optim.Adadelta
+    torch_class = TorchAdadelta
     _keras_args = ("rho", "epsilon")
 
     def __init__(self, learning_rate: Any = 0.001, rho: float = 0.95, epsilon: float = 1e-7, **kwargs: Any):
@@ -394,7 +402,7 @@ class Nadam(AdamFamily):
     rule exactly, epsilon included.
     """
 
-    torch_class = torch.optim.NAdam
+    torch_class = TorchNAdam
 
     def _torch_kwargs(self) -> dict[str, Any]:
         return {**super()._torch_kwargs(), "momentum_decay": 1.0}

@@ -20,6 +20,7 @@ import torch
 
 from torchcompile.optimizers.builtin import AdamFamily
 from torchcompile.optimizers.optimizer import Optimizer
+from torchcompile.optimizers.torch_classes import KerasLearningRate
 
 __all__ = ["Lion", "Ftrl", "Lamb", "Adafactor", "TorchLion", "TorchFtrl", "TorchLamb", "TorchAdafactor"]
 
@@ -44,7 +45,7 @@ def _states(optimizer: torch.optim.Optimizer, params: list, **init: Any) -> list
     return states
 
 
-class TorchLion(torch.optim.Optimizer):
+class TorchLion(torch.optim.Optimizer, KerasLearningRate):
     """Keras' Lion: ``w -= lr * sign(beta_1*m + (1-beta_1)*g)``, then ``m = beta_2*m + (1-beta_2)*g``."""
 
     def __init__(self, params: Any, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.99)):
@@ -68,7 +69,7 @@ class TorchLion(torch.optim.Optimizer):
         return loss
 
 
-class TorchFtrl(torch.optim.Optimizer):
+class TorchFtrl(torch.optim.Optimizer, KerasLearningRate):
     """Keras' FTRL-Proximal, with its L1, L2 and L2-shrinkage terms and ``beta``."""
 
     def __init__(
@@ -118,7 +119,7 @@ class TorchFtrl(torch.optim.Optimizer):
         accum.copy_(new_accum)
 
 
-class TorchLamb(torch.optim.Optimizer):
+class TorchLamb(torch.optim.Optimizer, KerasLearningRate):
     """Keras' Lamb: Adam's bias-corrected step scaled per tensor by ``||w|| / ||step||``."""
 
     def __init__(self, params: Any, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7):
@@ -150,7 +151,7 @@ class TorchLamb(torch.optim.Optimizer):
         return loss
 
 
-class TorchAdafactor(torch.optim.Adafactor):
+class TorchAdafactor(torch.optim.Adafactor, KerasLearningRate):
     """``torch.optim.Adafactor`` with Keras' rule, and Keras' defaults (lr 0.001, ``eps=(1e-30, 1e-3)``).
 
     Second moments are factored over the last two axes of tensors with ndim >= 2, as torch's;

@@ -218,9 +218,9 @@ def _implementation(spec: Optimizer, params: list) -> dict[str, Any]:
     tensors = _tensors(params)
     if not tensors or not all(p.is_floating_point() for p in tensors):
         return {}
-    if spec.torch_class in _FUSED_CUDA and all(p.is_cuda for p in tensors):
+    if issubclass(spec.torch_class, _FUSED_CUDA) and all(p.is_cuda for p in tensors):
         return {"fused": True}
-    if spec.torch_class in _FUSED_CPU and all(p.device.type == "cpu" for p in tensors):
+    if issubclass(spec.torch_class, _FUSED_CPU) and all(p.device.type == "cpu" for p in tensors):
         return {"fused": True}
     return {}
 
