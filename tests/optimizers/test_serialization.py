@@ -55,3 +55,10 @@ def test_optimizer_class_of_a_class_that_does_not_exist_is_a_value_error():
 )
 def test_is_plain(value, plain):
     assert serialization.is_plain(value) is plain
+
+
+def test_check_optimizer_state_takes_torchs_class_and_its_keras_subclass_as_one():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    optimizer = optimizers.build("adam", params)
+    state = optimizer.state_dict()
+    serialization.check_optimizer_state(optimizer, state, "torch.optim.adam.Adam", "a file saved before TorchAdam")

@@ -158,7 +158,7 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_cl
     class (older files), hyperparameter names that differ both ways reveal another class.
     """
     own_class = optimizer_class_name(optimizer)
-    if saved_class is not None and saved_class.rpartition(".")[2] != type(optimizer).__qualname__.rpartition(".")[2]:
+    if saved_class is not None and _base_name(saved_class) != _base_name(type(optimizer).__qualname__):
         raise ValueError(
             f"The optimizer state in {source} was saved from a {saved_class}, but the model's optimizer is a "
             f"{own_class}; one cannot resume the other's state. Compile with the optimizer it was saved with, "
@@ -215,3 +215,9 @@ def custom_names(config: Any) -> set[str]:
         return {config["custom"]}
     values = config.values() if isinstance(config, dict) else config if isinstance(config, (list, tuple)) else ()
     return set().union(*(custom_names(v) for v in values))
+
+
+def _base_name(class_name: str) -> str:
+    """``torch.optim.adam.Adam`` and ``torchcompile.optimizers.torch_classes.TorchAdam`` are one optimizer:
+    the second only adds Keras' ``learning_rate`` attribute (files saved before it existed still resume)."""
+    return class_name.rpartition(".")[2].removeprefix("Torch")
