@@ -109,7 +109,8 @@ class Model(ModelIO, nn.Module):
         ``steps_per_execution`` groups steps: batch hooks run once per group (Keras); with
         ``cuda_graph=True`` on CUDA each group replays as one captured CUDA graph. ``dtype_policy``
         defaults to ``tc.mixed_precision.global_policy()``; ``auto_scale_loss`` scales the loss
-        under mixed_float16 (Keras). This shadows torch's in-place ``nn.Module.compile``.
+        under mixed_float16 (Keras); ``gradient_accumulation_steps`` (ours) accumulates for any
+        optimizer. This shadows torch's in-place ``nn.Module.compile``.
         """
         self._compiled = compiled_module.compile_model(
             self, self.device, optimizer, loss, loss_weights, metrics, weighted_metrics, run_eagerly,
