@@ -7,7 +7,7 @@ model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=
 history = model.fit(x, y, epochs=5, validation_split=0.2)
 """
 
-from torchcompile import callbacks, losses, metrics, mixed_precision, optimizers, utils
+from torchcompile import callbacks, distribution, losses, metrics, mixed_precision, optimizers, utils
 from torchcompile.export import load_exported
 from torchcompile.loading import load_model
 from torchcompile.model import Model, Sequential
@@ -21,6 +21,7 @@ __all__ = [
     "load_exported",
     "plot_history",
     "callbacks",
+    "distribution",
     "losses",
     "metrics",
     "mixed_precision",

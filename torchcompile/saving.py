@@ -8,19 +8,17 @@ so a process killed at any moment leaves the previous good file); reading with
 the file that any missing, short, foreign or corrupt file gives; format-version checks; all-or-
 nothing weight loading (everything is checked before anything is copied); Keras'
 ``get_weights``/``set_weights``; and writing a whole model (``save_model``): weights, optimizer
-state and the compile configuration as plain data (torch loss modules from an allow-list
-included). Models are duck-typed through public attributes (``module``, ``optimizer``,
-``compiled``, ``get_compile_config()``); this module imports no ``Model``. Re-exports the check of
-a saved optimizer state against an optimizer (``check_optimizer_state``, ``load_optimizer_state``,
-``optimizer_class_name``; optimizers/serialization.py owns them) for the callbacks.
-Not: reading a whole model back into a ``Model`` (loading.py), the optimizer's configuration as
-data (optimizers/serialization.py), when files are written (callbacks/), the architecture (it
-lives in the user's code and is never pickled).
+state and the compile configuration (compile_config.py, re-exported). A sharded (FSDP) model's
+files hold its whole state, gathered by every process and written by rank 0 (sharded_state.py),
+so one process loads them; loading into a sharded model cuts the whole state to its shards.
+Models are duck-typed through public attributes (``module``, ``optimizer``, ``compiled``,
+``get_compile_config()``); this module imports no ``Model``. Re-exports the optimizer state checks
+(optimizers/serialization.py) for the callbacks. Not: reading a whole model back (loading.py),
+when files are written (callbacks/), the architecture (the user's code; never pickled).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import pickle
 import re
@@ -31,18 +29,16 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
-from torch import nn
 
-from torchcompile import losses as losses_module
-from torchcompile import metrics as metrics_module
+from torchcompile import sharded_state
+from torchcompile.compile_config import TORCH_LOSSES, compile_config, map_spec  # noqa: F401 - re-exported
+from torchcompile.core import process
 from torchcompile.optimizers import serialization
 from torchcompile.optimizers.serialization import (  # re-exported: BackupAndRestore checks its optimizer state here
     check_optimizer_state,
-    is_custom,
-    is_plain,
-    load_optimizer_state,
     optimizer_class_name,
 )
+from torchcompile.sharded_state import is_sharded  # noqa: F401 - re-exported for the callbacks
 
 __all__ = [
     "atomic_write",
@@ -59,6 +55,9 @@ __all__ = [
     "optimizer_class_name",
     "check_optimizer_state",
     "load_optimizer_state",
+    "model_state",
+    "optimizer_state",
+    "is_sharded",
     "save_model",
     "read_model_file",
     "compile_config",
@@ -74,33 +73,6 @@ MODEL_FORMAT = "torchcompile.model"
 MODEL_VERSION = 2
 # Suffixes of Keras' own formats: writing a torch file under them would mislead every reader.
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-# torch.nn loss modules a file may name; rebuilt from their constructor arguments, never unpickled.
-TORCH_LOSSES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        nn.L1Loss,
-        nn.MSELoss,
-        nn.CrossEntropyLoss,
-        nn.NLLLoss,
-        nn.BCELoss,
-        nn.BCEWithLogitsLoss,
-        nn.KLDivLoss,
-        nn.PoissonNLLLoss,
-        nn.GaussianNLLLoss,
-        nn.SmoothL1Loss,
-        nn.HuberLoss,
-        nn.HingeEmbeddingLoss,
-        nn.SoftMarginLoss,
-        nn.MultiLabelMarginLoss,
-        nn.MultiLabelSoftMarginLoss,
-        nn.MultiMarginLoss,
-        nn.CosineEmbeddingLoss,
-        nn.MarginRankingLoss,
-        nn.TripletMarginLoss,
-        nn.CTCLoss,
-    )
-}
-_DEPRECATED_LOSS_ARGS = ("size_average", "reduce")  # torch folds them into `reduction`
 
 
 # ---------------------------------------------------------------- files
@@ -228,8 +200,11 @@ def check_suffix(path: str | os.PathLike, method: str) -> None:
 
 # ---------------------------------------------------------------- weights
 def get_weights(module: torch.nn.Module) -> list[np.ndarray]:
-    """Every tensor of ``module.state_dict()`` (parameters and buffers), in order, as NumPy arrays."""
-    return [_to_numpy(t) for t in module.state_dict().values() if isinstance(t, torch.Tensor)]
+    """Every tensor of ``module.state_dict()`` (parameters and buffers), in order, as NumPy arrays.
+
+    Sharded (FSDP), every process gets the whole arrays: call it on every process."""
+    state = sharded_state.model_state(module, everywhere=True)
+    return [_to_numpy(t) for t in state.values() if isinstance(t, torch.Tensor)]
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -261,6 +236,9 @@ def set_weights(module: torch.nn.Module, weights: list) -> None:
             "set_weights got arrays that do not fit, so no weight was changed; pass arrays shaped like "
             f"get_weights()'s, holding numbers. Received: {'; '.join(bad)}"
         )
+    if is_sharded(module):  # every process sets the same whole arrays
+        sharded_state.load_model_state(module, {**module.state_dict(), **dict(zip(state, values))})
+        return
     with torch.no_grad():
         for target, value in zip(state.values(), values):
             target.copy_(value)
@@ -301,14 +279,38 @@ def check_state_dict(module: torch.nn.Module, state: Any, source: str = "the fil
 def load_state_dict(module: torch.nn.Module, state: Any, source: str = "the file") -> None:
     """``module.load_state_dict(state)``, checked first: a mismatch changes no weight and names the keys."""
     check_state_dict(module, state, source)
-    module.load_state_dict(state)
+    sharded_state.load_model_state(module, state)  # sharded: every process loads the same whole state
 
 
 def save_weights(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
     """The module's state_dict, as a plain file ``torch.load(path, weights_only=True)`` reads."""
     check_suffix(path, "save_weights")
     _check_overwrite(path, overwrite)
-    save_file(model.module.state_dict(), path)
+    if not is_sharded(model.module):
+        save_file(model.module.state_dict(), path)
+        return
+    state = model_state(model)  # sharded: every process gathers, rank 0 writes, the others wait for the file
+    if process.is_rank_zero():
+        save_file(state, path)
+    sharded_state.barrier()
+
+
+def model_state(model: Any) -> dict[str, Any]:
+    """The module's whole state_dict: sharded, gathered by every process and kept by rank 0 (``{}`` elsewhere)."""
+    return sharded_state.model_state(model.module)
+
+
+def optimizer_state(model: Any) -> dict[str, Any] | None:
+    """The optimizer's state_dict as one process's optimizer has it (sharded: gathered, on rank 0), or None."""
+    optimizer = getattr(model, "optimizer", None)
+    return sharded_state.optimizer_state(model.module, optimizer) if optimizer is not None else None
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, saved_class: str | None, source: str) -> None:
+    """``optimizer.load_state_dict(state)`` after ``check_optimizer_state``; a whole state is cut to the shards
+    of a sharded optimizer's parameters."""
+    check_optimizer_state(optimizer, state, saved_class, source)
+    optimizer.load_state_dict(sharded_state.shard_optimizer_state(optimizer, state))
 
 
 def load_weights(model: Any, path: str | os.PathLike) -> None:
@@ -352,20 +354,26 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True, epoc
             "{name: object}) or with compile=False and compile again.",
             stacklevel=3,
         )
-    optimizer = model.optimizer
+    optimizer, sharded = model.optimizer, is_sharded(model.module)
+    weights, optimizer_entry = model_state(model), optimizer_state(model)  # sharded: gathered by every process
+    if sharded and not process.is_rank_zero():
+        sharded_state.barrier()  # rank 0 writes
+        return
     save_file(
         {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
-            "module_class": type(model.module).__qualname__,
-            "weights": model.module.state_dict(),
+            "module_class": sharded_state.module_class(model.module).__qualname__,
+            "weights": weights,
             "epoch": int(epoch),
             "compile": config,
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "optimizer": optimizer_entry,
             "optimizer_class": optimizer_class_name(optimizer) if optimizer is not None else None,
         },
         path,
     )
+    if sharded:
+        sharded_state.barrier()
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -384,77 +392,3 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
             f"model.save(). Save it again. Received: keys={sorted(data)}"
         )
     return data
-
-
-# ---------------------------------------------------------------- compile configuration
-def compile_config(model: Any) -> dict[str, Any]:
-    """compile()'s arguments as plain data: ids, ``{"class_name", "config"}`` dicts, torch loss modules as
-    ``{"torch_loss", "config"}``, or ``{"custom": name}``."""
-    config = model.get_compile_config()
-    optimizer, policy = config["optimizer"], config.get("dtype_policy")
-    loss = lambda v: _serialize(v, losses_module.get)  # noqa: E731
-    metric = lambda v: _serialize(v, metrics_module.get)  # noqa: E731
-    return {
-        "optimizer": serialization.optimizer_config(optimizer) if optimizer is not None else None,
-        "loss": map_spec(loss, config["loss"]),
-        "loss_weights": config["loss_weights"],
-        "metrics": map_spec(metric, config["metrics"]),
-        "weighted_metrics": map_spec(metric, config["weighted_metrics"]),
-        "jit_compile": config["jit_compile"],
-        "steps_per_execution": config["steps_per_execution"],
-        "cuda_graph": config["cuda_graph"],
-        "dtype_policy": getattr(policy, "name", policy),
-    }
-
-
-def _serialize(value: Any, get: Callable[[Any], Any]) -> Any:
-    """An id or plain config when ``get`` can rebuild it from one; a torch loss spec; else ``{"custom": name}``."""
-    if value is None or isinstance(value, str):
-        return value
-    if hasattr(value, "get_config") and not isinstance(value, type):
-        try:
-            entry = {"class_name": type(value).__name__, "config": value.get_config()}
-            if is_plain(entry):
-                get(entry)
-                return entry
-        except (TypeError, ValueError, KeyError, AttributeError):
-            pass
-    entry = _torch_loss_entry(value)
-    if entry is not None:
-        return entry
-    name = getattr(value, "__name__", None) or getattr(value, "name", None) or type(value).__name__
-    return {"custom": str(name)}
-
-
-def _torch_loss_entry(value: Any) -> dict | None:
-    """``{"torch_loss": name, "config": constructor arguments}`` for an allow-listed torch loss, else None."""
-    cls = type(value)
-    if TORCH_LOSSES.get(cls.__name__) is not cls:
-        return None  # subclasses and other classes may hold state their constructor does not describe
-    config = {}
-    for name in list(inspect.signature(cls.__init__).parameters)[1:]:
-        if name in _DEPRECATED_LOSS_ARGS:
-            continue
-        if not hasattr(value, name):
-            return None
-        arg = getattr(value, name)
-        if isinstance(arg, torch.Tensor):
-            arg = arg.detach().cpu().clone()  # a class weight: a tensor, which weights-only files hold
-        elif not is_plain(arg):
-            return None
-        config[name] = arg
-    return {"torch_loss": cls.__name__, "config": config}
-
-
-def _is_leaf(spec: Any) -> bool:
-    """One saved loss or metric (not a per-output dict): a config dict, a torch loss or a custom marker."""
-    return isinstance(spec, dict) and ("class_name" in spec or is_custom(spec) or set(spec) == {"torch_loss", "config"})
-
-
-def map_spec(fn: Callable[[Any], Any], spec: Any) -> Any:
-    """Apply ``fn`` to every loss or metric of a compile spec (per-output dicts and lists kept)."""
-    if isinstance(spec, dict) and not _is_leaf(spec):
-        return {k: map_spec(fn, v) for k, v in spec.items()}
-    if isinstance(spec, (list, tuple)):
-        return [map_spec(fn, v) for v in spec]
-    return fn(spec)

@@ -42,10 +42,17 @@ def test_sharding_evaluation_counts_every_sample_once(n, world_size, batch_size)
     assert sorted(taken) == list(range(n))
 
 
-def test_sharding_evaluation_skips_an_empty_share_of_the_last_batch():
-    # 9 samples, global batch 4, 4 processes: the last batch has one sample, for rank 0 only.
-    assert local_batches(9, 4, 0, 4, training=False) == [[0], [4], [8]]
-    assert local_batches(9, 4, 3, 4, training=False) == [[3], [7]]
+def test_sharding_evaluation_joins_a_last_batch_smaller_than_the_processes_to_the_one_before():
+    # 9 samples, global batch 4, 4 processes: the last batch (one sample) joins the second, so every
+    # process runs the same steps (a sharded model's forward is a collective) and none is empty.
+    shares = [local_batches(9, 4, r, 4, training=False) for r in range(4)]
+    assert shares == [[[0], [4, 8]], [[1], [5]], [[2], [6]], [[3], [7]]]
+    assert sorted(i for share in shares for batch in share for i in batch) == list(range(9))
+
+
+def test_sharding_evaluation_batch_sampler_counts_the_joined_batches():
+    assert len(Sharding(0, 4, training=False).batch_sampler(9, 4, shuffle=False)) == 2
+    assert len(Sharding(0, 4, training=True).batch_sampler(9, 4, shuffle=False)) == 3
 
 
 def test_sharding_records_the_indices_of_an_evaluation_pass():
@@ -161,3 +168,22 @@ def test_end_epoch_in_one_process_changes_nothing():
 
 def test_wrap_in_one_process_is_none():
     assert distributed.wrap(torch.nn.Linear(2, 1), torch.device("cpu")) is None
+
+
+def test_reshard_loader_in_one_process_returns_the_loader():
+    loader = DataLoader(TensorDataset(torch.arange(6.0)), batch_size=3)
+    assert distributed.reshard_loader(loader, training=True) is loader
+
+
+def test_pass_sampler_takes_distributed_samplers_share_with_its_padding():
+    for rank in range(3):
+        ours = list(distributed.PassSampler(range(7), num_replicas=3, rank=rank, shuffle=False))
+        assert ours == list(DistributedSampler(range(7), num_replicas=3, rank=rank, shuffle=False))
+
+
+def test_pass_sampler_draws_a_new_order_each_pass_from_torch_rng():
+    sampler = distributed.PassSampler(range(10), num_replicas=1, rank=0, shuffle=True)
+    torch.manual_seed(1)
+    first, second = list(sampler), list(sampler)
+    torch.manual_seed(1)
+    assert list(sampler) == first and first != second and sorted(first) == list(range(10))

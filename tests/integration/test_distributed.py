@@ -31,8 +31,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(out, env) -> tuple[int, str]:
-    """One torchrun launch of the worker on a free port; its return code and output."""
+def _launch(out, env, worker: str = WORKER) -> tuple[int, str]:
+    """One torchrun launch of ``worker`` on a free port; its return code and output."""
     command = [
         sys.executable,
         "-m",
@@ -40,7 +40,7 @@ def _launch(out, env) -> tuple[int, str]:
         "--nproc_per_node=2",
         "--master_addr=127.0.0.1",
         f"--master_port={free_port()}",
-        WORKER,
+        worker,
         str(out),
     ]
     # A session of its own, so a timeout ends the workers too, not only the launcher.
@@ -56,25 +56,30 @@ def _launch(out, env) -> tuple[int, str]:
     return launcher.returncode, output
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
-    """What each of the two processes saved.
+def launch_two(tmp_path_factory, worker: str = WORKER, **env_vars: str) -> list:
+    """What each of two processes running ``worker`` saved, and the output folder.
 
     A failed launch is tried once more on a fresh port: the free port can be taken between
     choosing it and torchrun binding it. A second failure fails the tests, with both outputs.
     """
     path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **env_vars}
     if sys.platform.startswith("linux"):
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo on loopback, whatever the hostname resolves to
     outputs = []
     for _ in range(2):
         out = tmp_path_factory.mktemp("two_processes")
-        returncode, output = _launch(out, env)
+        returncode, output = _launch(out, env, worker)
         if returncode == 0:
             return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)] + [out]
         outputs.append(output[-4000:])
     pytest.fail("torchrun failed twice:\n" + "\n----- second launch -----\n".join(outputs))
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """What each of the two processes saved."""
+    return launch_two(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -109,9 +109,9 @@ class BackupAndRestore(Callback):
         saving.check_state_dict(model.module, data["weights"], source=source)  # all checks, then any change
         if optimizer_state is not None:
             saving.check_optimizer_state(model.optimizer, optimizer_state, data.get("optimizer_class"), source)
-        saving.load_state_dict(model.module, data["weights"], source=source)
+        saving.load_state_dict(model.module, data["weights"], source=source)  # sharded: cut to this process's shards
         if optimizer_state is not None:
-            model.optimizer.load_state_dict(optimizer_state)
+            saving.load_optimizer_state(model.optimizer, optimizer_state, data.get("optimizer_class"), source)
         self.initial_epoch = self._current_epoch = data["epoch"]
         self._frequency.load_state_dict(data["own"])
         if self._state is not None:
@@ -154,15 +154,20 @@ class BackupAndRestore(Callback):
         model = self.model
         # fit's training state makes the resume exact; called outside fit, the backup holds weights and counters.
         snapshot = self._state.snapshot(step) if self._state is not None else dict(_NO_TRAINING_STATE)
+        # Several processes: rank 0 writes the backup; every process reads it on restart. A sharded model's
+        # whole state is gathered by every process first (the file is the same as one process writes).
+        if not process.is_rank_zero() and not saving.is_sharded(model.module):
+            return
+        weights, optimizer = saving.model_state(model), saving.optimizer_state(model)
         if not process.is_rank_zero():
-            return  # several processes: rank 0 writes the backup; every process reads it on restart
+            return
         data = {
             "format": BACKUP_FORMAT,
             "version": BACKUP_VERSION,
             "epoch": epoch,
             "step": step,
-            "weights": model.module.state_dict(),
-            "optimizer": model.optimizer.state_dict() if model.optimizer is not None else None,
+            "weights": weights,
+            "optimizer": optimizer,
             "optimizer_class": saving.optimizer_class_name(model.optimizer) if model.optimizer is not None else None,
             **snapshot,
             "own": self._frequency.state_dict(),

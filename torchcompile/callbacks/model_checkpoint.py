@@ -3,7 +3,8 @@
 
 Owns: filepath templates (`{epoch:02d}-{val_loss:.2f}`; `epoch` and `batch` are 1-based),
 save_best_only with a monitor, save_freq counting. Files are written atomically
-(saving.py), so a killed process leaves the previous file loadable. Batch logs are device
+(saving.py), so a killed process leaves the previous file loadable; under several processes rank 0
+writes them (a sharded model's whole state gathered by every process first). Batch logs are device
 tensors: they are read (a host sync) only on the batches where a save happens.
 """
 
@@ -13,7 +14,7 @@ import os
 import warnings
 from typing import Any, Mapping
 
-from torchcompile import saving
+from torchcompile import saving, sharded_state
 from torchcompile.callbacks.monitor import MonitorCallback, to_float
 from torchcompile.callbacks.save_frequency import SaveFrequency
 from torchcompile.core import process
@@ -108,8 +109,33 @@ class ModelCheckpoint(MonitorCallback):
         return False
 
     def _save_model(self, epoch: int, batch: int | None, logs: Mapping[str, Any] | None) -> None:
-        if not process.is_rank_zero():
-            return  # several processes: rank 0 saves (and prints); the weights are the same everywhere
+        # Several processes: rank 0 decides, saves and prints; the weights are the same everywhere. A sharded
+        # model's state is spread over the processes, so every one takes part in gathering it: rank 0's
+        # decision (a path, None, or the error to raise) reaches them first.
+        sharded = saving.is_sharded(self.model.module)
+        if not process.is_rank_zero() and not sharded:
+            return
+        decision: Any = None
+        if process.is_rank_zero():
+            try:
+                decision = self._path_to_save(epoch, batch, logs)
+            except Exception as e:  # noqa: BLE001 - raised below, on every process
+                decision = e
+        if sharded:
+            decision = sharded_state.agree(decision)
+        if isinstance(decision, BaseException):
+            raise decision
+        if decision is None:
+            return
+        if self.save_weights_only:
+            saving.save_weights(self.model, decision)
+        else:
+            saving.save_model(self.model, decision, epoch=epoch + (1 if batch is None else 0))
+        if self.verbose > 0 and process.is_rank_zero():
+            print(f"\nEpoch {epoch + 1}: finished saving model to {decision}")
+
+    def _path_to_save(self, epoch: int, batch: int | None, logs: Mapping[str, Any] | None) -> str | None:
+        """The file this save writes, or None when ``save_best_only`` skips it."""
         logs = _numbers(logs)  # batch logs are device tensors: one host sync, on save steps only
         filepath = self._get_file_path(epoch, batch, logs)
         if os.path.isdir(filepath):
@@ -117,14 +143,7 @@ class ModelCheckpoint(MonitorCallback):
                 "Please specify a non-directory filepath for ModelCheckpoint. Filepath used "
                 f"is an existing directory. Received: filepath={filepath!r}"
             )
-        if not self._should_save_model(epoch, logs, filepath):
-            return
-        if self.save_weights_only:
-            saving.save_weights(self.model, filepath)
-        else:
-            saving.save_model(self.model, filepath, epoch=epoch + (1 if batch is None else 0))
-        if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+        return filepath if self._should_save_model(epoch, logs, filepath) else None
 
     def _get_file_path(self, epoch: int, batch: int | None, logs: Mapping[str, Any]) -> str:
         try:

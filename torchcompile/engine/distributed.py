@@ -4,10 +4,11 @@
 Owns: joining the process group (one the user initialised is used as is; else torchrun's
 ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``, with nccl on CUDA
 and gloo on the CPU), each process's device (``cuda:LOCAL_RANK``), wrapping the module in
-``DistributedDataParallel`` (kept apart from ``model.module``), Keras' meaning of
-``batch_size`` (the global batch, split evenly across processes), which samples each process
-takes (``Sharding``), summing metric states across processes at the end of an epoch,
-and gathering predictions in order.
+``DistributedDataParallel`` (kept apart from ``model.module``; ``tc.distribution.DataParallel``'s
+``find_unused_parameters``), summing metric states across processes at the end of an epoch,
+and gathering predictions in order. Re-exports which samples each process takes
+(data_sharding.py: ``Sharding``, Keras' global ``batch_size``, ``reshard_loader``) and sharding
+a module with FSDP2 (sharding.py: ``shard``, ``check_compile``).
 Not: batching (data_adapters.py) or the loop (loop.py); they call in here.
 
 Sync points: none per step beyond DDP's gradient all-reduce. Per pass over shuffled data,
@@ -26,20 +27,30 @@ from __future__ import annotations
 import atexit
 import datetime
 import inspect
-import math
 import os
-import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from torchcompile import distribution as distribution_module
 from torchcompile.core.process import is_distributed
 from torchcompile.core.tree import join_structures
-from torchcompile.engine.data_adapters import DEFAULT_BATCH_SIZE, accepts_batch_size
+from torchcompile.engine import sharding
+from torchcompile.engine.data_sharding import (  # noqa: F401 - which samples each process takes, re-exported
+    PassSampler,
+    Sharding,
+    check_batch_size,
+    comm_device,
+    epoch_order,
+    reshard_loader,
+    shard_batch,
+    sharding_for,
+    shared_seed,
+)
+from torchcompile.engine.sharding import check_compile, shard  # noqa: F401 - sharded data parallel, re-exported
 
 EXIT_BARRIER_SECONDS = 30  # how long a process waits at exit for its peers before tearing down
 
@@ -109,174 +120,43 @@ def _destroy_process_group() -> None:
     dist.destroy_process_group()
 
 
-def _comm_device() -> torch.device:
-    """Where tensors for collectives live: the current CUDA device under nccl, else the CPU."""
-    if "nccl" in str(dist.get_backend()):
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
 def wrap(module: torch.nn.Module, device: torch.device, distribution: Any = None) -> DistributedDataParallel | None:
     """The module in ``DistributedDataParallel`` under several processes, else None.
 
     Constructing it copies rank 0's parameters and buffers to every process. Buffers
     (BatchNorm statistics) are not broadcast each step (``broadcast_buffers=False``);
     ``end_epoch`` broadcasts rank 0's once per epoch, before validation and checkpoints.
+    A sharded module (``tc.distribution.FSDP``, sharded by ``shard``) is its own wrapper: None.
     """
     if not is_distributed() or not any(p.requires_grad for p in module.parameters()):
         return None
-    device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids, **_NO_FORWARD_BUFFER_SYNC)
-
-
-# ---------------------------------------------------------------- which samples each process takes
-def check_batch_size(batch_size: Any, world_size: int, default: bool = False) -> None:
-    """Keras' ``batch_size`` is the global batch: it must split evenly across the processes."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        return  # data_adapters refuses it with its own message
-    if batch_size % world_size:
-        lower = max(world_size, batch_size - batch_size % world_size)
-        raise ValueError(
-            f"`batch_size` is the global batch (Keras' meaning), split evenly across the "
-            f"{world_size} processes, so it must be a multiple of {world_size}; pass "
-            f"batch_size={lower} or {lower + world_size}. Received: batch_size={batch_size}"
-            + (" (the default)" if default else "")
-            + f", world_size={world_size}"
-        )
-
-
-def sharding_for(x: Any, batch_size: int | None, steps: int | None, training: bool) -> Sharding | None:
-    """This process's ``Sharding`` for data ``x`` under several processes; None in one process.
-
-    Arrays and map-style Datasets are sharded here. A DataLoader or generator is used as
-    is: it yields this process's batches itself (a DataLoader should use a DistributedSampler).
-    """
-    if not is_distributed():
+    if sharding.wants_sharding(distribution) or sharding.is_sharded(module):
+        if not sharding.is_sharded(module):  # shard() runs when the model is built and before compile's optimizer
+            raise RuntimeError("distribution=FSDP: the module was not sharded before compile built the optimizer")
         return None
-    world_size = dist.get_world_size()
-    if accepts_batch_size(x):
-        default = batch_size is None and steps is None
-        check_batch_size(DEFAULT_BATCH_SIZE if default else batch_size, world_size, default=default)
-    elif isinstance(x, DataLoader) and not _has_distributed_sampler(x):
-        warnings.warn(
-            f"Under {world_size} processes this DataLoader has no DistributedSampler, so every "
-            "process reads all of its batches. Pass the Dataset itself (fit shards it and splits "
-            "batch_size), or build the DataLoader with sampler=DistributedSampler(dataset).",
-            stacklevel=4,
-        )
-    return Sharding(dist.get_rank(), world_size, training)
+    choice = distribution_module.get(distribution)
+    find_unused = bool(getattr(choice, "find_unused_parameters", False))
+    device_ids = [device.index] if device.type == "cuda" else None
+    return _DataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused, **_NO_FORWARD_BUFFER_SYNC)
 
 
-def _has_distributed_sampler(loader: DataLoader) -> bool:
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    samplers = (getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None), batch_sampler)
-    return any(isinstance(s, (DistributedSampler, _BatchSampler)) for s in samplers)
+class _DataParallel(DistributedDataParallel):
+    """DDP whose error for parameters that got no gradient names the option that allows them."""
 
-
-def shard_batch(
-    order: torch.Tensor, start: int, batch_size: int, rank: int, world_size: int, pad: bool
-) -> torch.Tensor:
-    """Process ``rank``'s share of the global batch ``order[start:start + batch_size]``.
-
-    Every ``world_size``-th sample from ``rank`` on. With ``pad``, a batch that does not
-    split evenly is first topped up with the first samples of ``order``, as
-    ``DistributedSampler`` pads an epoch, so every process gets the same number of samples.
-    """
-    batch = order[start : start + batch_size]
-    short = -len(batch) % world_size
-    if pad and short:
-        batch = torch.cat([batch, order.repeat(math.ceil(short / len(order)))[:short]])
-    return batch[rank::world_size]
-
-
-def epoch_order(num_samples: int, shuffle: bool) -> torch.Tensor:
-    """One pass's order of the samples, the same in every process (CPU, int64)."""
-    if not shuffle:
-        return torch.arange(num_samples)
-    generator = torch.Generator().manual_seed(shared_seed())
-    return torch.randperm(num_samples, generator=generator)
-
-
-def shared_seed() -> int:
-    """A seed drawn from this process's torch RNG; under several processes, rank 0's.
-
-    Drawing from the RNG (not from a counter) keeps ``torch.manual_seed`` in charge of the
-    order, and lets BackupAndRestore replay a pass by restoring the RNG state.
-    """
-    seed = torch.randint(0, 2**62, (1,))
-    if is_distributed():
-        seed = seed.to(_comm_device())
-        dist.broadcast(seed, src=0)
-    return int(seed)  # host read, once per pass
-
-
-class Sharding:
-    """Which samples of each pass this process takes, for arrays and map-style Datasets.
-
-    A pass takes one order of the samples, the same in every process (a permutation from
-    rank 0's seed when shuffling, else ``0..n-1``), cuts it into global batches of
-    ``batch_size``, and gives process ``rank`` the samples ``batch[rank::world_size]`` of each
-    (``shard_batch``). Over an epoch that is exactly what
-    ``DistributedSampler(num_replicas=world_size, rank=rank, drop_last=False)`` gives a rank,
-    batched by ``batch_size // world_size``, and the processes' k-th batches together are the
-    k-th global batch, so averaging their gradients (DDP) gives the global batch's gradient.
-
-    Training pads a last batch that does not split evenly (DistributedSampler's padding), so
-    every process runs the same number of steps. Evaluation and prediction do not pad: every
-    sample counts once; a process whose share of a batch is empty skips it (their steps run
-    no collective). ``indices`` holds the samples this process took in its last such pass,
-    for ``gather_predictions``.
-
-    Args:
-        rank: this process's rank.
-        world_size: the number of processes.
-        training: pad (training) or cover every sample exactly once (evaluate, predict).
-    """
-
-    def __init__(self, rank: int, world_size: int, training: bool):
-        self.rank, self.world_size, self.training = rank, world_size, training
-        self.indices: list[torch.Tensor] = []
-
-    def batches(
-        self, num_samples: int, batch_size: int, shuffle: bool, device: torch.device = CPU
-    ) -> Iterator[torch.Tensor]:
-        """This process's index tensor (on ``device``) for each global batch of one pass."""
-        check_batch_size(batch_size, self.world_size)  # also one derived from `steps`
-        if not self.training and num_samples < self.world_size:
-            raise ValueError(
-                f"Evaluating or predicting on {num_samples} samples under {self.world_size} "
-                "processes leaves a process without data; pass at least one sample per process, "
-                f"or run it in one process. Received: {num_samples} samples, "
-                f"world_size={self.world_size}"
-            )
-        order = epoch_order(num_samples, shuffle)
-        on_device = order.to(device)  # one copy per pass; the batches are views of it
-        self.indices = []
-        for start in range(0, num_samples, batch_size):
-            index = shard_batch(on_device, start, batch_size, self.rank, self.world_size, self.training)
-            if index.numel() == 0:
-                continue
-            if not self.training:
-                self.indices.append(shard_batch(order, start, batch_size, self.rank, self.world_size, False))
-            yield index
-
-    def batch_sampler(self, num_samples: int, batch_size: int, shuffle: bool) -> _BatchSampler:
-        """A DataLoader ``batch_sampler`` yielding this process's index lists."""
-        return _BatchSampler(self, num_samples, batch_size, shuffle)
-
-
-class _BatchSampler(Sampler):
-    """``Sharding.batches`` as a DataLoader batch sampler (lists of sample indices)."""
-
-    def __init__(self, sharding: Sharding, num_samples: int, batch_size: int, shuffle: bool):
-        self.sharding, self.num_samples, self.batch_size, self.shuffle = sharding, num_samples, batch_size, shuffle
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for index in self.sharding.batches(self.num_samples, self.batch_size, self.shuffle):
-            yield index.tolist()
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().forward(*args, **kwargs)
+        except RuntimeError as e:
+            if "Expected to have finished reduction" not in str(e):
+                raise
+            raise RuntimeError(
+                "Some parameters got no gradient in the last step (a branch of the forward that this "
+                "batch skipped, or an output that does not reach the loss), so DDP could not average "
+                "their gradients. If the skip is intended, build the model with tc.Model(module, "
+                "distribution=tc.distribution.DataParallel(find_unused_parameters=True)) (one walk of "
+                "the graph per step); else freeze them with requires_grad_(False) before compile. "
+                "TORCH_DISTRIBUTED_DEBUG=INFO names them. Received: find_unused_parameters=False"
+            ) from e
 
 
 # ---------------------------------------------------------------- end of epoch: metrics, buffers, stop
@@ -298,7 +178,7 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
     buffers = [b for b in module.buffers() if b.numel()]
     for dtype in sorted({b.dtype for b in buffers}, key=str):
         group = [b for b in buffers if b.dtype == dtype]
-        flat = torch.cat([b.detach().reshape(-1) for b in group]).to(_comm_device())
+        flat = torch.cat([b.detach().reshape(-1) for b in group]).to(comm_device())
         dist.broadcast(flat, src=0)
         _unflatten(flat, group)
 
@@ -312,7 +192,7 @@ def all_reduce_metrics(metrics: list, stop_training: bool = False) -> bool:
     if not is_distributed():
         return stop_training
     states = [v for m in metrics for v in getattr(m, "variables", [])]
-    flag = torch.tensor([float(stop_training)], dtype=torch.float64, device=_comm_device())
+    flag = torch.tensor([float(stop_training)], dtype=torch.float64, device=comm_device())
     flat = all_reduce_sum(states, extra=flag)
     for metric in metrics:
         _sync_foreign(metric)
@@ -321,9 +201,9 @@ def all_reduce_metrics(metrics: list, stop_training: bool = False) -> bool:
 
 def all_reduce_sum(tensors: list[torch.Tensor], extra: torch.Tensor | None = None) -> torch.Tensor:
     """Sum ``tensors`` across processes in place, in one all-reduce; returns the flat buffer."""
-    parts = [t.detach().reshape(-1).to(_comm_device(), torch.float64) for t in tensors]
+    parts = [t.detach().reshape(-1).to(comm_device(), torch.float64) for t in tensors]
     parts += [extra] if extra is not None else []
-    flat = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=_comm_device())
+    flat = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=comm_device())
     dist.all_reduce(flat)
     _unflatten(flat, tensors)
     return flat

@@ -114,8 +114,9 @@ class TrainingState:
 
     def _finish_skip(self, batch: Any, pending: dict) -> None:
         """After the last step done before the kill: the metric states and RNG state of that moment."""
+        if pending["metrics"] is not None:
+            self._build_metrics(batch)  # on every process: a sharded model's forward is a collective
         if pending["metrics"] is not None and process.is_rank_zero():  # global sums; the others start at 0
-            self._build_metrics(batch)
             saved = dict((name, values) for name, values in pending["metrics"])
             for metric in self.model.metrics:
                 for variable, value in zip(getattr(metric, "variables", []), saved.get(metric.name, [])):
