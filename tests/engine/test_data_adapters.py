@@ -73,6 +73,30 @@ def test_array_adapter_shuffles_flat_arrays_with_rows_aligned(weighted, with_y):
     assert sorted(seen) == list(range(n))
 
 
+@pytest.mark.parametrize("chunk_batches", [1, 3, 8])
+def test_array_adapter_chunked_gathers_give_the_batches_of_one_gather_per_batch(chunk_batches, monkeypatch):
+    monkeypatch.setattr(da, "CHUNK_BATCHES", chunk_batches)
+    x, y = np.arange(46, dtype=np.float32).reshape(23, 2), np.arange(23)
+    adapter = da.get_data_adapter(x, y, batch_size=5, shuffle=True, device=CPU)
+    torch.manual_seed(3)
+    batches = list(adapter)
+    torch.manual_seed(3)
+    order = torch.randperm(23)
+    assert len(batches) == 5 and [b[0].shape[0] for b in batches] == [5, 5, 5, 5, 3]
+    for i, (x_b, y_b, sw_b) in enumerate(batches):
+        index = order[5 * i : 5 * i + 5]
+        assert torch.equal(x_b, torch.from_numpy(x)[index]) and torch.equal(y_b, torch.from_numpy(y)[index])
+        assert sw_b is None
+
+
+def test_array_adapter_chunks_stay_small_for_large_rows(monkeypatch):
+    monkeypatch.setattr(da, "CHUNK_BYTES", 4 * 2 * 8)  # two batches of 4 rows of 2 float32
+    x = torch.arange(32.0).reshape(16, 2)
+    batches = [b[0] for b in da.get_data_adapter(x, batch_size=4, shuffle=True, device=CPU)]
+    bases = {id(b._base) for b in batches}
+    assert len(bases) == 2 and sorted(torch.cat(batches)[:, 0].tolist()) == list(range(0, 32, 2))
+
+
 def test_adapter_refuses_batch_size_with_a_dataloader():
     loader = DataLoader(TensorDataset(torch.zeros(8, 2), torch.zeros(8)), batch_size=4)
     with pytest.raises(ValueError, match="`batch_size` cannot be used with a DataLoader"):
