@@ -40,6 +40,7 @@ shared code inherit from their callers.
     python benchmarks/overhead.py                      # both workloads, about a minute
     python benchmarks/overhead.py --markdown           # the tables as benchmarks/README.md carries them
     python benchmarks/overhead.py --workloads linear8 --rounds 21 --top 15
+    python benchmarks/overhead.py --timing-only        # the timed rows only, about 25 s
 """
 
 from __future__ import annotations
@@ -525,6 +526,8 @@ def report(key: str, device: torch.device, args: argparse.Namespace) -> str:
         d = f"{diff:+.1f}" if diff is not None else "—"
         r = f"{ratio:.2f}×" if ratio is not None else "1.00×"
         lines.append(f"| {ROWS[row]} | {per_step:.1f} | {d} | {r} | {spread or '—'} |")
+    if args.timing_only:
+        return "\n".join(lines) + "\n"
 
     ops = count_ops(key, device)
     prof = profile_rows(key, device, args.profile_repeats)
@@ -664,6 +667,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--markdown", action="store_true", help="print markdown for benchmarks/README.md")
+    parser.add_argument("--timing-only", action="store_true", help="the timed rows only, no breakdown (quicker)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
