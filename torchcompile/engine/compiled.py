@@ -72,6 +72,10 @@ class Compiled:
             self.accumulation.backward_and_step(loss)
             return
         self.optimizer.zero_grad(set_to_none=True)
+        if self.precision.scaler is None:  # float32 / bfloat16: nothing to scale (the common case, inlined)
+            loss.backward()
+            self.optimizer.step()
+            return
         self.precision.backward_and_step(loss, self.optimizer)
 
     def track_loss(self, loss: torch.Tensor, x: Any) -> None:
