@@ -187,3 +187,27 @@ def test_pass_sampler_draws_a_new_order_each_pass_from_torch_rng():
     first, second = list(sampler), list(sampler)
     torch.manual_seed(1)
     assert list(sampler) == first and first != second and sorted(first) == list(range(10))
+
+
+def test_ddp_error_for_parameters_without_gradient_names_find_unused_parameters():
+    import torch.distributed as dist
+
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk, self.branch = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+
+        def forward(self, x, use_branch):
+            return self.trunk(x) + (self.branch(x) if use_branch else 0)
+
+    dist.init_process_group("gloo", store=dist.HashStore(), world_size=1, rank=0)
+    try:
+        ddp = distributed._DataParallel(Branchy())
+        ddp(torch.ones(1, 2), use_branch=False).sum().backward()  # the branch gets no gradient
+        with pytest.raises(RuntimeError, match=r"DataParallel\(find_unused_parameters=True\)"):
+            ddp(torch.ones(1, 2), use_branch=True)
+        allowed = distributed._DataParallel(Branchy(), find_unused_parameters=True)
+        for use_branch in (False, True, False):
+            allowed(torch.ones(1, 2), use_branch=use_branch).sum().backward()
+    finally:
+        dist.destroy_process_group()
