@@ -52,15 +52,13 @@ class Model(ModelIO, nn.Module):
                 "tc.Model wraps a torch.nn.Module; build your network as one (or use "
                 f"tc.Sequential([...])). Received: module of type {type(module).__name__}"
             )
-        if module is not None:
-            self.module = module
-        self.distribution = distribution  # None: data parallel under torchrun (DDP); see docs/distributed.md
+        self.distribution = distribution  # None: DDP under torchrun; "fsdp" shards (docs/distributed.md)
         self.name = self._default_name(name, to_snake_case(type(self).__name__))
         self.device = distributed.setup(resolve_device(device))  # under torchrun: the group, cuda:LOCAL_RANK
-        self.to(self.device)
-        self.stop_training = False
-        self.history = None
-        self._compiled: compiled_module.Compiled | None = None
+        self.stop_training, self.history, self._compiled = False, None, None
+        if module is not None:  # FSDP shards it now, so an optimizer built after holds the shards (a subclass
+            self.module = module.to(self.device)  # that is its own network is sharded at compile)
+            distributed.shard(self.module, self.device, distribution)
 
     @property
     def module(self) -> nn.Module:

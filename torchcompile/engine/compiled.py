@@ -192,14 +192,17 @@ def compile_model(
         raise ValueError(f"`jit_compile` must be True, False or 'auto'. Received: jit_compile={jit_compile!r}")
     compile_utils.check_ids(loss, metrics, weighted_metrics)
     _refuse_unreduced_losses(loss)
+    policy = mixed_precision.get(dtype_policy or mixed_precision.global_policy())
+    graphs = bool(cuda_graph) and not run_eagerly
+    # FSDP: shard (if not done when the model was built) before the optimizer, which must hold the shards.
+    distributed.shard(model.module, device, getattr(model, "distribution", None), policy)
+    distributed.check_compile(model.module, optimizer, graphs)
     params = list(model.parameters())
     # Keras compiles a model without weights (fit then warns and trains nothing); torch refuses an
     # optimizer over no parameters, so none is built.
     torch_optimizer = optimizers_module.build(optimizer, params) if params else None
     accumulation_steps = _accumulation_steps(torch_optimizer, gradient_accumulation_steps)
-    policy = mixed_precision.get(dtype_policy or mixed_precision.global_policy())
     jit = jit_compile is True and not run_eagerly  # "auto" is eager on the torch backend, as in Keras
-    graphs = bool(cuda_graph) and not run_eagerly
     config = {
         "optimizer": torch_optimizer,
         "loss": loss,

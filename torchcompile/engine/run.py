@@ -45,6 +45,7 @@ def data_iterator(
 ) -> EpochIterator:
     """The batches of one fit/evaluate/predict argument set, on ``model``'s device, float inputs in
     its parameters' dtype (sharded under several processes)."""
+    x = distributed.reshard_loader(x, training)  # several processes: a training DataLoader reads its share
     sharding = distributed.sharding_for(x, batch_size, steps, training)  # None in one process
     float_dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     adapter = data_adapters.get_data_adapter(
