@@ -200,3 +200,11 @@ def test_a_subclass_of_a_torch_loss_is_still_asked_for_in_custom_objects(tmp_pat
         model_of(loss=ScaledMSE()).save(tmp_path / "m.pt")
     with pytest.raises(ValueError, match="ScaledMSE"):
         tc.load_model(tmp_path / "m.pt", module=Net(), device="cpu")
+
+
+def test_load_model_keeps_compiles_gradient_accumulation_steps(tmp_path):
+    model = tc.Model(torch.nn.Linear(3, 1), device="cpu")
+    model.compile(torch.optim.SGD(model.parameters(), lr=0.1), "mse", gradient_accumulation_steps=3)
+    model.save(tmp_path / "m.pt")
+    loaded = tc.load_model(tmp_path / "m.pt", module=torch.nn.Linear(3, 1), device="cpu")
+    assert loaded.get_compile_config()["gradient_accumulation_steps"] == 3

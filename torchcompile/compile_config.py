@@ -69,6 +69,7 @@ def compile_config(model: Any) -> dict[str, Any]:
         "steps_per_execution": config["steps_per_execution"],
         "cuda_graph": config["cuda_graph"],
         "dtype_policy": getattr(policy, "name", policy),
+        "gradient_accumulation_steps": config.get("gradient_accumulation_steps"),
     }
 
 

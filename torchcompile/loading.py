@@ -114,6 +114,7 @@ def compile_arguments(config: dict[str, Any], custom_objects: dict) -> dict[str,
         "steps_per_execution": config["steps_per_execution"],
         "cuda_graph": config.get("cuda_graph", False),
         "dtype_policy": config.get("dtype_policy"),
+        "gradient_accumulation_steps": config.get("gradient_accumulation_steps"),
     }
 
 
