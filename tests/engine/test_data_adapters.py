@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from torchcompile.engine import array_adapter
 from torchcompile.engine import data_adapters as da
 
 CPU = torch.device("cpu")
@@ -75,7 +76,7 @@ def test_array_adapter_shuffles_flat_arrays_with_rows_aligned(weighted, with_y):
 
 @pytest.mark.parametrize("chunk_batches", [1, 3, 8])
 def test_array_adapter_chunked_gathers_give_the_batches_of_one_gather_per_batch(chunk_batches, monkeypatch):
-    monkeypatch.setattr(da, "CHUNK_BATCHES", chunk_batches)
+    monkeypatch.setattr(array_adapter, "CHUNK_BATCHES", chunk_batches)
     x, y = np.arange(46, dtype=np.float32).reshape(23, 2), np.arange(23)
     adapter = da.get_data_adapter(x, y, batch_size=5, shuffle=True, device=CPU)
     torch.manual_seed(3)
@@ -90,7 +91,7 @@ def test_array_adapter_chunked_gathers_give_the_batches_of_one_gather_per_batch(
 
 
 def test_array_adapter_chunks_stay_small_for_large_rows(monkeypatch):
-    monkeypatch.setattr(da, "CHUNK_BYTES", 4 * 2 * 8)  # two batches of 4 rows of 2 float32
+    monkeypatch.setattr(array_adapter, "CHUNK_BYTES", 4 * 2 * 8)  # two batches of 4 rows of 2 float32
     x = torch.arange(32.0).reshape(16, 2)
     batches = [b[0] for b in da.get_data_adapter(x, batch_size=4, shuffle=True, device=CPU)]
     bases = {id(b._base) for b in batches}
@@ -309,7 +310,7 @@ def test_array_adapter_yields_copies_in_order_without_shuffle():
 
 
 def test_array_adapter_host_fallback_gathers_the_same_batches(monkeypatch):
-    monkeypatch.setattr(da, "_fits_on_device", lambda data, device: False)
+    monkeypatch.setattr(array_adapter, "_fits_on_device", lambda data, device: False)
     x, y = torch.arange(20.0).reshape(10, 2), torch.arange(10)
     adapter = da.get_data_adapter(x, y, batch_size=4, shuffle=True, device=CPU)
     batches = list(adapter)
@@ -319,7 +320,7 @@ def test_array_adapter_host_fallback_gathers_the_same_batches(monkeypatch):
 
 
 def test_fits_on_device_is_always_true_off_cuda():
-    assert da._fits_on_device((torch.zeros(10),), CPU)
+    assert array_adapter._fits_on_device((torch.zeros(10),), CPU)
 
 
 @pytest.mark.gpu
@@ -428,7 +429,7 @@ def test_accepts_batch_size_only_for_data_batched_here(x, expected):
 
 
 def test_array_adapter_host_fallback_slices_in_order_without_shuffle(monkeypatch):
-    monkeypatch.setattr(da, "_fits_on_device", lambda data, device: False)
+    monkeypatch.setattr(array_adapter, "_fits_on_device", lambda data, device: False)
     adapter = da.get_data_adapter(torch.arange(10.0), torch.arange(10), batch_size=4, device=CPU)
     assert [b[1].tolist() for b in adapter] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
@@ -455,7 +456,7 @@ def test_array_adapter_batches_are_new_memory(kind, shuffle):
 
 
 def test_array_adapter_host_fallback_batches_are_new_memory(monkeypatch):
-    monkeypatch.setattr(da, "_fits_on_device", lambda data, device: False)
+    monkeypatch.setattr(array_adapter, "_fits_on_device", lambda data, device: False)
     x = torch.arange(12.0).reshape(6, 2)
     for batch in _batches(x):
         batch.zero_()
