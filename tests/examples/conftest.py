@@ -11,7 +11,7 @@ import pytest
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def load_example():
     """`load_example("mnist_convnet")` imports examples/mnist_convnet.py afresh and returns it."""
 

@@ -4,27 +4,16 @@ trains, what the steps return is what History holds, and evaluate returns the cu
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 import torch
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "custom_train_step.py"
 EPOCHS, GAN_EPOCHS, NUM_IMAGES, GAN_BATCH = 3, 2, 128, 64
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("_tc_example_custom_train_step_module", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def example():
-    return _load()
+def example(load_example):
+    return load_example("custom_train_step")
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +51,7 @@ def test_lower_level_history_is_what_the_step_returns_and_learns(results, exampl
     assert _decreasing(history["loss"]) and history["mae"][-1] < history["mae"][0]
 
 
-def test_lower_level_trackers_reset_each_epoch():
-    example = _load()
+def test_lower_level_trackers_reset_each_epoch(example):
     model = example.LowLevelCustomModel(torch.nn.Linear(32, 1))
     model.compile(optimizer="adam")
     x, y = example.make_data(100)

@@ -4,30 +4,19 @@ config (offline), fine-tuned on a datasets.Dataset with its own loss and with a 
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
 pytest.importorskip("datasets")
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "huggingface_text_classification.py"
 # Chance is 0.50; the full run (1000 reviews, 3 epochs) reaches about 0.77; this one about 0.79.
 REDUCED_TEST_ACCURACY_BAR = 0.65
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("_tc_example_huggingface_text_classification", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def example():
-    return _load()
+def example(load_example):
+    return load_example("huggingface_text_classification")
 
 
 @pytest.fixture(scope="module")
