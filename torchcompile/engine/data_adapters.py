@@ -43,6 +43,7 @@ from torchcompile.engine.data_adapter_utils import (
     train_validation_split,
     weights_to_float,
 )
+from torchcompile.engine.device import CPU
 from torchcompile.engine.py_dataset_adapter import PyDatasetBatches, is_py_dataset
 
 __all__ = [
@@ -65,7 +66,6 @@ __all__ = [
 
 DEFAULT_BATCH_SIZE = 32
 _EMPTY = object()
-CPU = torch.device("cpu")
 
 
 class IterableDataAdapter:

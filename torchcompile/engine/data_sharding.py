@@ -22,8 +22,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Rando
 
 from torchcompile.core.process import is_distributed
 from torchcompile.engine.data_adapters import DEFAULT_BATCH_SIZE, accepts_batch_size
-
-CPU = torch.device("cpu")
+from torchcompile.engine.device import CPU
 
 
 def comm_device() -> torch.device:

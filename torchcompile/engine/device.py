@@ -9,6 +9,8 @@ import torch
 
 from torchcompile.core.tree import map_structure
 
+CPU = torch.device("cpu")  # the default device of functions that take one
+
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; refuse a CUDA device that is not there."""

@@ -62,8 +62,6 @@ _NO_FORWARD_BUFFER_SYNC = (
     else {"broadcast_buffers": False}
 )
 
-CPU = torch.device("cpu")
-
 
 # ---------------------------------------------------------------- process group and device
 def setup(device: torch.device) -> torch.device:
