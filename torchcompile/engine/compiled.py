@@ -112,9 +112,8 @@ class Compiled:
         trackers = [self.loss_tracker] if self.loss is not None or self.loss_tracked else []
         return trackers + [self.compile_metrics] + (self.loss.metrics if self.loss is not None else [])
 
-    @property
-    def compile_metrics(self) -> CompileMetrics:
-        return CompileMetrics(self.metrics)
+    def __post_init__(self) -> None:
+        self.compile_metrics = CompileMetrics(self.metrics)  # one view, not one per `model.metrics` read
 
 
 class CompileMetrics:
