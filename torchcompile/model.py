@@ -284,7 +284,8 @@ class Model(ModelIO, nn.Module):
             callbacks, add_history=history, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs,
             steps=steps,
         )  # fmt: skip
-        return run.Run(self, self._compiled, callbacks, custom_train_step=overrides(self, Model, "train_step"))
+        overridden = [name for name in run.STEP_METHODS if overrides(self, Model, name)]
+        return run.Run(self, self._compiled, callbacks, overridden=overridden)
 
 
 class Sequential(Model):

@@ -187,7 +187,7 @@ def test_run_fit_requests_the_first_batch_checks_once_per_run():
 def test_run_fit_trains_a_custom_step_without_an_optimizer():
     # fit used to finalise the EMA of compiled.optimizer unconditionally, and raised on None.
     model = _Model()
-    fit = _run(model, compiled=_compiled(model, optimizer=None), custom_train_step=True)
+    fit = _run(model, compiled=_compiled(model, optimizer=None), overridden=["train_step"])
     history = fit.fit(_data(model, training=True), epochs=1, initial_epoch=0, val=None, validation_freq=1)
     assert history.history == {"loss": [1.5]}
 

@@ -7,8 +7,11 @@ from typing import Any
 
 
 def overrides(obj: Any, base: type, name: str) -> bool:
-    """Whether ``type(obj)`` defines ``name`` other than as ``base`` does (an object that is not a
-    ``base`` overrides whatever it has)."""
+    """Whether ``obj`` has ``name`` other than as ``base`` defines it: its class redefines it, or
+    the object itself holds it (``model.compute_loss = fn``). An object that is not a ``base``
+    overrides whatever it has."""
+    if name in getattr(obj, "__dict__", ()):
+        return True
     own = getattr(type(obj), name, None)
     if own is None:
         return False

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The default training step, specialised for the common case (issue 19).
+
+Owns: ``FastTrainStep``, which runs what ``Model.train_step`` runs (forward, compiled loss, loss
+tracker, backward and optimizer step, compiled metrics, lazy logs) in one function, without the
+layers the general step goes through (batch unpacking, the precision context, the output
+structure, the per-output bookkeeping). It is used only where it gives the same results: the
+model's step methods are its own, one tensor output, one loss, float32, no gradient accumulation,
+no closure-taking optimizer, and a batch that is ``(x, y)`` tensors. Any other batch, and every
+batch that must run the first-batch checks, goes to the general step.
+Not: what a step computes (``Model.train_step`` defines it; this must agree with it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from torchcompile.engine import module_inputs
+from torchcompile.engine.loop import LazyLogs
+
+#: The model's methods the default step runs: a model overriding one of them keeps the general step.
+STEP_METHODS = ("train_step", "compute_loss", "compute_metrics", "forward")
+
+_Tensor = torch.Tensor
+
+
+def fast_train_step(model: Any, compiled: Any, step: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``step`` (the model's own ``train_step``) or, where the compile allows it, a ``FastTrainStep``
+    that falls back to ``step`` for any batch it does not take."""
+    if (
+        model.module is model  # a subclass computing through call(): the general step
+        or compiled.loss is None
+        or compiled.optimizer is None
+        or not compiled.trainable
+        or compiled.needs_closure
+        or compiled.accumulation is not None
+        or compiled.precision.enabled
+        or module_inputs.takes_argument(model.module, "training")
+        or module_inputs.takes_argument(model.module, "labels")
+    ):
+        return step
+    return FastTrainStep(model, compiled, step)
+
+
+class FastTrainStep:
+    """``Model.train_step`` on an ``(x, y)`` batch of tensors, once the first batch built the loss
+    and metrics; every other batch runs ``general`` (the model's ``train_step``)."""
+
+    def __init__(self, model: Any, compiled: Any, general: Callable[[Any], Any]):
+        self.model, self.compiled, self.general = model, compiled, general
+        self.module = model.module
+        self.optimizer = compiled.optimizer
+        self.tracker = compiled.loss_tracker
+        self.logs = lambda: model.metrics
+        self.loss: Any = None  # the one output's loss and weight, once the general step built them
+        self.weight = 1.0
+        self.metrics: list = []
+
+    def _ready(self) -> bool:
+        """Whether the compiled loss and metrics are built for one output (after the first batch)."""
+        loss, metrics = self.compiled.loss, self.compiled.metrics
+        if not (loss.built and metrics.built) or loss.checks_pending:
+            return False
+        if loss.names is not None or loss.select is not None or loss.entries[0][0] is None:
+            return False
+        if metrics.names is not None or metrics.select is not None:
+            return False
+        self.loss, self.weight = loss.entries[0]
+        self.metrics = [metric for _, metric, _ in metrics.entries]
+        return True
+
+    def __call__(self, data: Any) -> Any:
+        if type(data) is not tuple or len(data) != 2 or self.compiled.loss.checks_pending:
+            return self.general(data)
+        x, y = data
+        if type(x) is not _Tensor or type(y) is not _Tensor or (self.loss is None and not self._ready()):
+            return self.general(data)
+        module = self.module
+        if not module.training:
+            module.train()
+        ddp = self.compiled.ddp
+        try:
+            y_pred = (ddp if ddp is not None and torch.is_grad_enabled() else module)(x)
+        except RuntimeError as error:
+            hint = module_inputs.channels_last_hint(error)
+            if hint is None:
+                raise
+            raise RuntimeError(f"{error}\n\n{hint}") from error
+        compiled = self.compiled
+        if type(y_pred) is not _Tensor:  # an output structure: the compiled loss and metrics handle it
+            loss = compiled.loss(y, y_pred, None)
+            compiled.track_loss(loss, x)
+            compiled.backward_and_step(loss)
+            compiled.update_metrics(y, y_pred, None)
+            return LazyLogs(self.logs)
+        loss = self.loss(y, y_pred, sample_weight=None)
+        if self.weight != 1.0:
+            loss = self.weight * loss
+        self.tracker.update_state(loss.detach(), sample_weight=x.shape[0])
+        optimizer = self.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        detached = y_pred.detach()
+        for metric in self.metrics:
+            metric.update_state(y, detached, sample_weight=None)
+        return LazyLogs(self.logs)
