@@ -48,6 +48,30 @@ def test_callback_list_skips_batch_hooks_nobody_overrides():
     assert not CallbackList([Recorder(), History()]).wants_batch_hooks("train")
 
 
+def test_callback_list_batch_hooks_call_only_the_callbacks_that_have_them():
+    class End(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen = (batch, dict(logs))
+
+    class Foreign:  # duck-typed: gets the logs as numbers
+        def set_model(self, model):
+            pass
+
+        def set_params(self, params):
+            pass
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen = (batch, logs)
+
+    end, foreign = End(), Foreign()
+    begin_hook, end_hook = CallbackList([Recorder(), History(), end, foreign]).batch_hooks("train")
+    assert begin_hook is None
+    end_hook(3, {"loss": torch.tensor(0.5)})
+    assert end.seen[0] == 3 and torch.equal(end.seen[1]["loss"], torch.tensor(0.5))
+    assert foreign.seen == (3, {"loss": 0.5})
+    assert CallbackList([Recorder(), History()]).batch_hooks("test") == (None, None)
+
+
 def test_callback_list_sees_the_keras_2_batch_alias():
     class Old(Callback):
         def on_batch_end(self, batch, logs=None):

@@ -137,6 +137,15 @@ def test_live_bar_reads_logs_only_when_the_refresh_interval_is_up(monkeypatch, f
     assert CountingLogs.reads == 2
 
 
+def test_live_bar_moves_on_the_timer_and_ends_at_the_last_step(monkeypatch, fake_clock, capsys):
+    monkeypatch.setattr(progbar_logger, "live_display", lambda: True)
+    bar = ProgbarLogger()
+    bar.set_params({"verbose": 1, "epochs": 1, "steps": None})  # the count comes from the steps seen
+    _run_epoch(bar, 57)
+    out = capsys.readouterr().out
+    assert "57/57" in out and "58/" not in out
+
+
 def test_live_bar_on_a_terminal_shows_keras_step_time(monkeypatch, capsys):
     monkeypatch.setattr(progbar_logger, "live_display", lambda: True)
     _fit(1, epochs=1)

@@ -111,14 +111,28 @@ class CallbackList(Callback):
         return any(_has_hook(cb, hook) for cb in self.callbacks for hook in BATCH_HOOKS[mode])
 
     def batch_hooks(self, mode: str) -> tuple[Any, Any]:
-        """The bound ``(begin, end)`` batch hooks of ``mode`` ("train", "test" or "predict")."""
-        begin, end = BATCH_HOOKS[mode]
-        return getattr(self, begin), getattr(self, end)
+        """The ``(begin, end)`` batch hooks of ``mode`` ("train", "test" or "predict"), each calling only
+        the callbacks that have it (the others' are no-ops), or None where no callback has it."""
+        return tuple(self._dispatcher(hook) for hook in BATCH_HOOKS[mode])
+
+    def _dispatcher(self, hook: str) -> Any:
+        takers = [cb for cb in self.callbacks if _has_hook(cb, hook)]
+        if not takers:
+            return None
+
+        def dispatch(batch: int, logs: Any = None) -> None:
+            self._call_each(takers, hook, batch, logs=logs)
+
+        return dispatch
 
     def _call(self, hook: str, *args: Any, logs: Any = None) -> None:
+        self._call_each(self.callbacks, hook, *args, logs=logs)
+
+    @staticmethod
+    def _call_each(callbacks: list, hook: str, *args: Any, logs: Any = None) -> None:
         logs = {} if logs is None else logs
         plain = logs if isinstance(logs, dict) else None
-        for cb in self.callbacks:
+        for cb in callbacks:
             method = getattr(cb, hook, None)
             if method is None:
                 continue

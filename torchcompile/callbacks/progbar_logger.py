@@ -193,10 +193,10 @@ class ProgbarLogger(Callback):
             self._first_seen, self._after_first_step = seen, now
         self._seen = seen
         if self._bar is not None:
-            if now - self._last_refresh >= REFRESH_SECONDS:
+            if now - self._last_refresh >= REFRESH_SECONDS:  # the bar moves on the timer, not on every step
                 self._last_refresh = now
                 self._bar.set_description_str(self._progress(now, logs, live=True), refresh=False)
-            self._bar.update(seen - self._bar.n)
+                self._bar.update(seen - self._bar.n)
         elif self._lines and now - self._last_refresh >= self.line_interval:
             self._last_refresh = now
             print(self._progress(now, logs, live=False), file=sys.stdout, flush=True)
@@ -234,6 +234,7 @@ class ProgbarLogger(Callback):
         if self._bar is not None:
             if self._bar.total is None:
                 self._bar.total = self._seen
+            self._bar.n = self._seen
             self._bar.set_description_str(f" {elapsed} {per_step}" + (f" - {summary}" if summary else ""), False)
             self._bar.close()
             self._bar = None

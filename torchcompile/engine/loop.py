@@ -130,7 +130,6 @@ def run_epoch(
             epoch's batches are drawn, and after a restart skips the steps already done.
     """
     begin_hook, end_hook = callbacks.batch_hooks(mode)
-    with_hooks = callbacks.wants_batch_hooks(mode)
     run_group = getattr(step_fn, "run_group", None)
     prepare = prepare or _identity
     outputs = []
@@ -138,20 +137,24 @@ def run_epoch(
     if resume is not None:
         batches = resume.batches(batches)
     last = None
-    if steps_per_execution == 1 and run_group is None and not with_hooks:
-        # The common case, one step at a time and no batch hook: no groups, no per-step lists.
-        train = mode == "train"
-        for _, batch in batches:
+    if steps_per_execution == 1 and run_group is None:
+        # The common case, one step at a time: no groups, no per-step lists.
+        train, predict = mode == "train", mode == "predict"
+        for step, batch in batches:
+            if begin_hook is not None:
+                begin_hook(step, None)
             last = step_fn(prepare(batch, mode))
-            if mode == "predict":
+            if predict:
                 outputs.append(last)
-            elif train and model.stop_training and not process.is_distributed():
+            if end_hook is not None:
+                end_hook(step, {"outputs": last} if predict else step_logs(model, last))
+            if train and model.stop_training and not process.is_distributed():
                 break
         if epoch_iterator.ran_out_of_data and train:
             model.stop_training = True
-        return outputs if mode == "predict" else [last]
+        return outputs if predict else [last]
     for steps, group in _groups(batches, steps_per_execution):
-        if with_hooks:
+        if begin_hook is not None:
             begin_hook(steps[0], None)
         if run_group is not None:
             results = run_group([prepare(batch, mode) for batch in group])
@@ -161,7 +164,7 @@ def run_epoch(
             outputs.extend(results)
         else:
             last = results[-1]
-        if with_hooks:
+        if end_hook is not None:
             end_hook(steps[-1], {"outputs": results[-1]} if mode == "predict" else step_logs(model, last))
         if mode == "train" and model.stop_training and not process.is_distributed():
             break  # several processes stop together at the epoch's end (distributed.end_epoch)
