@@ -216,3 +216,22 @@ def test_compiled_apply_casts_the_optimizer_state_to_its_parameters():
     model.module.double()  # as Model._apply: the parameters first, then the compile state
     compiled.apply(lambda t: t.double() if t.is_floating_point() else t)
     assert compiled.optimizer.state[model.module.weight]["exp_avg"].dtype == torch.float64
+
+
+def test_a_jit_compiled_step_leaves_the_optimizer_step_to_run_eagerly():
+    # Traced, the optimizer's step added graphs and guards on per-step host values (Keras' Adam epsilon).
+    from torch._dynamo.utils import counters
+
+    def graphs(optimizer):
+        torch._dynamo.reset()
+        counters.clear()
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        model = tc.Model(module, device="cpu")
+        loss = tc.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer=optimizer, loss=loss, jit_compile=True)
+        model.fit(torch.randn(64, 4), torch.randint(0, 3, (64,)), batch_size=16, epochs=2, verbose=0)
+        return counters["stats"]["unique_graphs"]
+
+    # One graph before the step's eager part (forward and loss), one after it (the metrics).
+    assert graphs("adam") == graphs("sgd") == 2

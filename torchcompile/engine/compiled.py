@@ -60,6 +60,8 @@ class Compiled:
         if self.loss is not None:
             self.loss.request_checks(*labels)
 
+    @torch.compiler.disable  # under jit_compile it runs eagerly: its per-step host values (Keras' Adam
+    # epsilon, the step count) would make torch.compile recompile the optimizer on every step
     def backward_and_step(self, loss: torch.Tensor) -> None:
         """``zero_grad``, ``loss.backward()`` and one optimizer step (the loss scaled for mixed_float16); a
         model without trainable weights trains nothing, with Keras' warning. With
