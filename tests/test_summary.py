@@ -109,3 +109,22 @@ def test_summary_after_fit_shows_output_shapes(rng):
     model.summary(print_fn=lines.append)
     assert any("(3, 8)" in line or "(None, 8)" in line or "8)" in line for line in lines if "Linear" in line)
     assert not any("?" in line for line in lines if "Linear" in line)
+
+
+class OwnNetwork(tc.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.out = nn.Linear(4, 8), nn.Linear(8, 2)
+
+    def call(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+def test_summary_after_fit_of_a_model_that_is_its_own_network_shows_shapes_and_leaves_no_hooks(rng):
+    # Its call() runs without its own forward hook, so the shape hooks end at the next forward instead.
+    model = OwnNetwork()
+    model.compile("sgd", "mse")
+    model.fit(rng.normal(size=(6, 4)).astype("float32"), np.zeros((6, 2), "float32"), batch_size=3, verbose=0)
+    assert not model.hidden._forward_hooks and not model.out._forward_hooks and not model._forward_hooks
+    lines = lines_of(model)
+    assert any("(None, 8)" in line for line in lines if "hidden" in line)

@@ -160,10 +160,17 @@ def _describe(output: Any) -> str:
     return "?"
 
 
-def _hooks(module: nn.Module, shapes: dict[str, str]) -> list:
+def _hooks(module: nn.Module, shapes: dict[str, str], on_repeat: Any = None) -> list:
+    """Forward hooks recording each submodule's output shape; ``on_repeat()`` runs when a submodule
+    already recorded runs again (a second forward)."""
+
     def record(name: str):
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            shapes.setdefault(name, _describe(output))
+            if name in shapes:
+                if on_repeat is not None:
+                    on_repeat()
+                return
+            shapes[name] = _describe(output)
 
         return hook
 
@@ -178,13 +185,14 @@ def record_shapes_once(module: nn.Module) -> None:
     if module in _WATCHED or module in _SHAPES:
         return
     shapes: dict[str, str] = {}
-    handles = _hooks(module, shapes)
 
-    def done(_module: nn.Module, _inputs: Any, _output: Any) -> None:
+    def done(*_: Any) -> None:
         for handle in _WATCHED.pop(module, []):
             handle.remove()
         _SHAPES[module] = shapes
 
+    # A model that is its own network runs call(), not its own forward hook: the next forward ends it.
+    handles = _hooks(module, shapes, on_repeat=done if getattr(module, "module", None) is module else None)
     handles.append(module.register_forward_hook(done))  # registered last: runs after the root's record
     _WATCHED[module] = handles
 
