@@ -120,3 +120,33 @@ def test_takes_argument_caches_per_class():
     takes_argument(_One(), "inputs")  # another instance of the same class: no second inspection
     info = module_inputs._argument_names.cache_info()
     assert (info.misses, info.hits) == (1, 1)
+
+
+def test_takes_keywords_reads_a_class_signature_once_per_key_set(monkeypatch):
+    class Keywords(nn.Module):
+        def forward(self, features, extra=None):
+            return features
+
+    reads = []
+    signature = module_inputs.inspect.signature
+    monkeypatch.setattr(module_inputs.inspect, "signature", lambda f: reads.append(f) or signature(f))
+    first, second = Keywords(), Keywords()
+    assert module_inputs.takes_keywords(first, {"features": 1}) and module_inputs.takes_keywords(
+        second, {"features": 1}
+    )
+    assert module_inputs.takes_keywords(first, {"features": 1, "extra": 2})
+    assert len(reads) == 2
+    for _ in range(2):  # a refusal is not kept: it is raised every time
+        with pytest.raises(ValueError, match="match no argument"):
+            module_inputs.takes_keywords(first, {"features": 1, "other": 2})
+
+
+def test_takes_keywords_follows_a_forward_set_on_the_instance():
+    class OneInput(nn.Module):
+        def forward(self, inputs):
+            return inputs
+
+    module = OneInput()
+    assert not module_inputs.takes_keywords(module, {"a": 1})
+    module.forward = lambda a: a
+    assert module_inputs.takes_keywords(module, {"a": 1})

@@ -35,8 +35,24 @@ def takes_keywords(module: nn.Module, x: dict) -> bool:
 
     Keywords when forward takes ``**kwargs`` or every key names one of its arguments; one
     dict when no key does and forward takes a single input. Anything else (some keys match,
-    or none match and forward needs several inputs) is a ValueError naming the keys.
+    or none match and forward needs several inputs) is a ValueError naming the keys. The
+    answer is kept per class and keys (reading a signature costs more than a small step).
     """
+    if "forward" in vars(module):  # a forward set on the instance: not the class's
+        return _takes_keywords(module, x)
+    key = (type(module), tuple(x))
+    answer = _KEYWORDS.get(key)
+    if answer is None:
+        if len(_KEYWORDS) >= 1024:
+            _KEYWORDS.clear()
+        answer = _KEYWORDS[key] = _takes_keywords(module, x)
+    return answer
+
+
+_KEYWORDS: dict[tuple[type, tuple], bool] = {}
+
+
+def _takes_keywords(module: nn.Module, x: dict) -> bool:
     try:
         parameters = inspect.signature(module.forward).parameters.values()
     except (TypeError, ValueError):
