@@ -90,6 +90,27 @@ def test_array_adapter_chunked_gathers_give_the_batches_of_one_gather_per_batch(
         assert sw_b is None
 
 
+@pytest.mark.parametrize("chunk_batches", [1, 3, 8])
+def test_array_adapter_chunked_gathers_of_dict_inputs_give_the_batches_of_one_gather_per_batch(
+    chunk_batches, monkeypatch
+):
+    monkeypatch.setattr(array_adapter, "CHUNK_BATCHES", chunk_batches)
+    x = {"a": np.arange(46, dtype=np.float32).reshape(23, 2), "b": np.arange(23, dtype=np.float32)}
+    y, sw = np.arange(23), np.arange(23, dtype=np.float32) / 2
+    adapter = da.get_data_adapter(x, y, sw, batch_size=5, shuffle=True, device=CPU)
+    torch.manual_seed(3)
+    batches = list(adapter)
+    torch.manual_seed(3)
+    order = torch.randperm(23)
+    assert [b[0]["a"].shape[0] for b in batches] == [5, 5, 5, 5, 3]
+    for i, (x_b, y_b, sw_b) in enumerate(batches):
+        index = order[5 * i : 5 * i + 5]
+        assert list(x_b) == ["a", "b"]
+        assert torch.equal(x_b["a"], torch.from_numpy(x["a"])[index])
+        assert torch.equal(x_b["b"], torch.from_numpy(x["b"])[index])
+        assert torch.equal(y_b, torch.from_numpy(y)[index]) and torch.equal(sw_b, torch.from_numpy(sw)[index])
+
+
 def test_array_adapter_chunks_stay_small_for_large_rows(monkeypatch):
     monkeypatch.setattr(array_adapter, "CHUNK_BYTES", 4 * 2 * 8)  # two batches of 4 rows of 2 float32
     x = torch.arange(32.0).reshape(16, 2)

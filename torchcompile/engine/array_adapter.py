@@ -67,6 +67,21 @@ def _gathered_in_chunks(data: tuple, order: torch.Tensor, batch_size: int) -> It
             yield cx[start:end], None if cy is None else cy[start:end], None if cw is None else cw[start:end]
 
 
+def _structures_gathered_in_chunks(data: tuple, order: torch.Tensor, batch_size: int) -> Iterator[tuple]:
+    """``_gathered_in_chunks`` for ``(x, y, sample_weight)`` holding structures (a dict of inputs):
+    one gather per leaf per chunk, each batch the leaves' slices put back in the structure."""
+    leaves = flatten(data)
+    row_bytes = sum(math.prod(t.shape[1:]) * t.element_size() for t in leaves if t is not None)
+    per_chunk = max(1, min(CHUNK_BATCHES, CHUNK_BYTES // max(1, row_bytes * batch_size))) * batch_size
+    for chunk_start in range(0, order.shape[0], per_chunk):
+        index = order[chunk_start : chunk_start + per_chunk]
+        chunk = [None if t is None else t[index] for t in leaves]
+        for start in range(0, index.shape[0], batch_size):
+            end = start + batch_size
+            parts = iter([None if c is None else c[start:end] for c in chunk])
+            yield map_structure(lambda _: next(parts), data)  # noqa: B023 - used before the next batch
+
+
 def _is_flat(data: tuple) -> bool:
     """Whether ``(x, y, sample_weight)`` are tensors (or None): no structure to walk per batch."""
     x, y, sample_weight = data
@@ -119,8 +134,9 @@ class ArrayDataAdapter:
             return
         n, bs = self.num_samples, self.batch_size
         order = torch.randperm(n, device=self.device) if self.shuffle else None
-        if order is not None and self.on_device and _is_flat(self.data):
-            yield from _gathered_in_chunks(self.data, order, bs)
+        if order is not None and self.on_device:
+            chunks = _gathered_in_chunks if _is_flat(self.data) else _structures_gathered_in_chunks
+            yield from chunks(self.data, order, bs)
             return
         for start in range(0, n, bs):
             index = slice(start, start + bs) if order is None else order[start : start + bs]
