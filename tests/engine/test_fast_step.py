@@ -192,18 +192,55 @@ def test_fast_step_is_not_used_where_the_general_step_does_more(compile_args):
     assert not isinstance(_fast_step(model)[0], FastTrainStep)
 
 
-def test_fast_step_is_not_used_for_a_module_that_takes_training():
-    class TakesTraining(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = nn.Linear(6, 3)
+class TakesTraining(nn.Module):
+    """Keras style: dropout only when called with training=True."""
 
-        def forward(self, x, training=None):
-            return self.linear(x)
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(6, 3)
 
-    model = tc.Model(TakesTraining(), device="cpu")
-    model.compile(optimizer="adam", loss="mse")
-    assert not isinstance(_fast_step(model)[0], FastTrainStep)
+    def forward(self, x, training=None):
+        return nn.functional.dropout(self.linear(x), 0.5, training=bool(training))
+
+
+class OwnNetwork(tc.Model):
+    """A subclass that is its own network (no module), computing through call()."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(6, 3)
+
+    def call(self, x, training=None):
+        return nn.functional.dropout(self.linear(x), 0.5, training=bool(training))
+
+
+class OwnNetworkGeneral(OwnNetwork):
+    def train_step(self, data):
+        return super().train_step(data)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda general: (GeneralStep if general else tc.Model)(TakesTraining(), device="cpu"),
+        lambda general: (OwnNetworkGeneral if general else OwnNetwork)(),
+    ],
+    ids=["forward-takes-training", "own-network-call"],
+)
+def test_fast_step_passes_keras_training_argument_as_the_general_step(build):
+    histories, models = [], []
+    for general in (False, True):
+        torch.manual_seed(0)
+        model = build(general)
+        model.compile(optimizer="adam", loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True))
+        x, y = _data("sparse")
+        torch.manual_seed(1)
+        histories.append(model.fit(x, y, batch_size=16, epochs=2, verbose=0).history)
+        models.append(model)
+    assert isinstance(_fast_step(models[0])[0], FastTrainStep)
+    assert histories[0] == histories[1]
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(a, b)
 
 
 def test_fast_step_puts_the_module_in_training_mode():
@@ -241,3 +278,46 @@ def test_fast_step_gives_a_tensor_subclass_output_to_the_compiled_loss_and_metri
         histories.append(model.fit(x, y, batch_size=16, epochs=2, verbose=0).history)
     assert histories[0] == histories[1]
     assert torch.equal(models[0].module.linear.weight, models[1].module.linear.weight)
+
+
+class KeywordInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 3), nn.Linear(2, 3)
+
+    def forward(self, features, extra):
+        return self.a(features) + self.b(extra)
+
+
+class OneDictInput(KeywordInputs):
+    def forward(self, inputs):
+        return self.a(inputs["features"]) + self.b(inputs["extra"])
+
+
+class DictGeneral(tc.Model):
+    def train_step(self, data):
+        return super().train_step(data)
+
+
+@pytest.mark.parametrize("module_class", [KeywordInputs, OneDictInput], ids=["keywords", "one-dict-argument"])
+def test_fast_step_takes_dict_batches_as_the_general_step(module_class):
+    x, y = _data("sparse")
+    inputs = {"features": x, "extra": x[:, :2] * 2}
+    histories, models = [], []
+    for cls in (tc.Model, DictGeneral):
+        torch.manual_seed(0)
+        model = cls(module_class(), device="cpu")
+        model.compile(
+            optimizer="adam", loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+        )
+        torch.manual_seed(1)
+        histories.append(model.fit(inputs, y, batch_size=16, epochs=2, verbose=0).history)
+        models.append(model)
+    assert histories[0] == histories[1]
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(a, b)
+    step, general = _fast_step(models[0])
+    batch = ({k: torch.from_numpy(v[:8]) for k, v in inputs.items()}, torch.from_numpy(y[:8]))
+    step(batch)
+    step(batch)
+    assert len(general.calls) == 0  # built by fit: the dict batches run on the fast path

@@ -5,9 +5,9 @@ Owns: ``FastTrainStep``, which runs what ``Model.train_step`` runs (forward, com
 tracker, backward and optimizer step, compiled metrics, lazy logs) in one function, without the
 layers the general step goes through (batch unpacking, the precision context, the output
 structure, the per-output bookkeeping). It is used only where it gives the same results: the
-model's step methods are its own, one tensor output, one loss, float32, no gradient accumulation,
-no closure-taking optimizer, and a batch that is ``(x, y)`` tensors. Any other batch, and every
-batch that must run the first-batch checks, goes to the general step.
+model's step methods are its own, one loss on one output, float32, no gradient accumulation, no
+closure-taking optimizer, and an ``(x, y)`` batch of tensors (``x`` may be a dict of them). Any
+other batch, and every batch that must run the first-batch checks, goes to the general step.
 Not: what a step computes (``Model.train_step`` defines it; this must agree with it).
 """
 
@@ -30,15 +30,12 @@ def fast_train_step(model: Any, compiled: Any, step: Callable[[Any], Any]) -> Ca
     """``step`` (the model's own ``train_step``) or, where the compile allows it, a ``FastTrainStep``
     that falls back to ``step`` for any batch it does not take."""
     if (
-        model.module is model  # a subclass computing through call(): the general step
-        or compiled.loss is None
+        compiled.loss is None
         or compiled.optimizer is None
         or not compiled.trainable
         or compiled.needs_closure
         or compiled.accumulation is not None
         or compiled.precision.enabled
-        or module_inputs.takes_argument(model.module, "training")
-        or module_inputs.takes_argument(model.module, "labels")
     ):
         return step
     return FastTrainStep(model, compiled, step)
@@ -51,6 +48,10 @@ class FastTrainStep:
     def __init__(self, model: Any, compiled: Any, general: Callable[[Any], Any]):
         self.model, self.compiled, self.general = model, compiled, general
         self.module = model.module
+        # Model.forward's rule: a subclass that is its own network computes through call(); Keras'
+        # `training` goes to a forward that takes it, else the module is put in training mode.
+        self.method = "call" if model.module is model else "forward"
+        self.training_argument = module_inputs.takes_argument(model.module, "training", self.method)
         self.optimizer = compiled.optimizer
         self.tracker = compiled.loss_tracker
         self.logs = lambda: model.metrics
@@ -75,19 +76,29 @@ class FastTrainStep:
         if type(data) is not tuple or len(data) != 2 or self.compiled.loss.checks_pending:
             return self.general(data)
         x, y = data
-        if type(x) is not _Tensor or type(y) is not _Tensor or (self.loss is None and not self._ready()):
+        if (type(x) is not _Tensor and type(x) is not dict) or type(y) is not _Tensor:
+            return self.general(data)
+        if self.loss is None and not self._ready():
             return self.general(data)
         module = self.module
-        if not module.training:
-            module.train()
-        ddp = self.compiled.ddp
-        try:
-            y_pred = (ddp if ddp is not None and torch.is_grad_enabled() else module)(x)
-        except RuntimeError as error:
-            hint = module_inputs.channels_last_hint(error)
-            if hint is None:
-                raise
-            raise RuntimeError(f"{error}\n\n{hint}") from error
+        ddp = self.compiled.ddp if self.method == "forward" and torch.is_grad_enabled() else None
+        if type(x) is dict:  # keyword inputs (and Hugging Face labels) by Model.forward's own rule
+            inputs = (module_inputs.with_labels(module, x, y),)
+            y_pred = module_inputs.forward(module, inputs, {}, True, through=ddp, method=self.method)
+        else:
+            target = module.call if self.method == "call" else (ddp or module)
+            try:
+                if self.training_argument:
+                    y_pred = target(x, training=True)
+                else:
+                    if not module.training:
+                        module.train()
+                    y_pred = target(x)
+            except RuntimeError as error:
+                hint = module_inputs.channels_last_hint(error)
+                if hint is None:
+                    raise
+                raise RuntimeError(f"{error}\n\n{hint}") from error
         compiled = self.compiled
         if type(y_pred) is not _Tensor:  # an output structure: the compiled loss and metrics handle it
             loss = compiled.loss(y, y_pred, None)
@@ -98,7 +109,10 @@ class FastTrainStep:
         loss = self.loss(y, y_pred, sample_weight=None)
         if self.weight != 1.0:
             loss = self.weight * loss
-        self.tracker.update_state(loss.detach(), sample_weight=x.shape[0])
+        if type(x) is _Tensor:
+            self.tracker.update_state(loss.detach(), sample_weight=x.shape[0])
+        else:
+            compiled.track_loss(loss, x)
         optimizer = self.optimizer
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
