@@ -72,6 +72,17 @@ def test_callback_list_batch_hooks_call_only_the_callbacks_that_have_them():
     assert CallbackList([Recorder(), History()]).batch_hooks("test") == (None, None)
 
 
+def test_callback_list_batch_hook_of_one_callback_hands_it_a_dict():
+    class Begin(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.seen = (batch, logs)
+
+    begin = Begin()
+    begin_hook, end_hook = CallbackList([begin, History()]).batch_hooks("train")
+    begin_hook(2, None)
+    assert begin.seen == (2, {}) and end_hook is None
+
+
 def test_callback_list_sees_the_keras_2_batch_alias():
     class Old(Callback):
         def on_batch_end(self, batch, logs=None):

@@ -119,6 +119,13 @@ class CallbackList(Callback):
         takers = [cb for cb in self.callbacks if _has_hook(cb, hook)]
         if not takers:
             return None
+        if len(takers) == 1 and isinstance(takers[0], Callback):  # the usual one (the bar): called directly
+            method = getattr(takers[0], hook)
+
+            def dispatch(batch: int, logs: Any = None) -> None:
+                method(batch, logs={} if logs is None else logs)
+
+            return dispatch
 
         def dispatch(batch: int, logs: Any = None) -> None:
             self._call_each(takers, hook, batch, logs=logs)
