@@ -106,6 +106,22 @@ def test_run_epoch_runs_every_step_of_every_group():
     assert model.seen == list(range(10))
 
 
+def test_run_epoch_draws_each_batch_of_a_group_just_before_its_step():
+    # Drawing a group's batches ahead kept them all alive at once (8 large batches: slower steps).
+    events = []
+
+    class Drawn(_Iterator):
+        def enumerate_epoch(self):
+            for i in range(self.n):
+                events.append(("draw", i))
+                yield i, (torch.tensor([float(i)]), None, None)
+
+    model = _Model(steps_per_execution=3)
+    run_epoch(model, "train", Drawn(5), CallbackList([]), lambda b: events.append(("step", int(b[0]))),
+              steps_per_execution=3)  # fmt: skip
+    assert events == [(kind, i) for i in range(5) for kind in ("draw", "step")]
+
+
 def test_run_epoch_checks_stop_training_after_each_group():
     model = _Model(steps_per_execution=3, stop_at=4)
     _run(model, 9)

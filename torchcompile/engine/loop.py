@@ -137,19 +137,28 @@ def run_epoch(
     if resume is not None:
         batches = resume.batches(batches)
     last = None
-    if steps_per_execution == 1 and run_group is None:
-        # The common case, one step at a time: no groups, no per-step lists.
+    if run_group is None:
+        # Eager steps, one batch at a time (a group's batches are not drawn ahead of its steps);
+        # the hooks and the stop check come once per group of steps_per_execution steps.
         train, predict = mode == "train", mode == "predict"
+        in_group = 0
         for step, batch in batches:
-            if begin_hook is not None:
+            if in_group == 0 and begin_hook is not None:
                 begin_hook(step, None)
             last = step_fn(prepare(batch, mode))
             if predict:
                 outputs.append(last)
+            in_group += 1
+            if in_group < steps_per_execution:
+                continue
+            in_group = 0
             if end_hook is not None:
                 end_hook(step, {"outputs": last} if predict else step_logs(model, last))
             if train and model.stop_training and not process.is_distributed():
                 break
+        else:
+            if in_group and end_hook is not None:  # the last, shorter group
+                end_hook(step, {"outputs": last} if predict else step_logs(model, last))
         if epoch_iterator.ran_out_of_data and train:
             model.stop_training = True
         return outputs if predict else [last]
