@@ -33,9 +33,10 @@ slicing; ``model.py:forward``, ``engine/module_inputs.py`` and the model's own
 → loss; ``Compiled.track_loss`` and the ``Mean`` it updates → loss tracker; other metrics,
 ``CompiledMetrics``, ``Compiled.update_metrics``, ``Model.compute_metrics`` → metrics;
 ``optimizers/`` (step hooks) → optimizer hooks; ``mixed_precision.py`` → precision policy;
-``callbacks/`` → callbacks/bar; ``engine/loop.py``, ``run.py``, ``execution.py``, the rest of
-``model.py`` and ``compiled.py`` → loop bookkeeping; ``core/`` and ``metrics/metric.py``'s
-shared code inherit from their callers.
+``callbacks/`` → callbacks/bar; ``engine/fast_step.py`` (the default step specialised: its
+loss-tracker update, ``detach`` and calls) → fast step (own lines); ``engine/loop.py``,
+``run.py``, ``execution.py``, the rest of ``model.py`` and ``compiled.py`` → loop
+bookkeeping; ``core/`` and ``metrics/metric.py``'s shared code inherit from their callers.
 
     python benchmarks/overhead.py                      # both workloads, about a minute
     python benchmarks/overhead.py --markdown           # the tables as benchmarks/README.md carries them
@@ -85,6 +86,7 @@ OWNERS = (
     "optimizer hooks",
     "precision policy",
     "callbacks/bar",
+    "fast step (own lines)",
     "loop bookkeeping",
 ) + COMMON
 UNATTRIBUTED = "other (unattributed)"
@@ -305,6 +307,8 @@ class Owners:
             return "precision policy"
         if top == "callbacks":
             return "callbacks/bar"
+        if module == "engine/fast_step.py":
+            return "fast step (own lines)"
         return "loop bookkeeping"
 
     def of_edge(self, caller: tuple, callee: tuple) -> str | None:
