@@ -679,11 +679,6 @@ class KerasRecordingStep(keras.Model):
         return {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a DataLoader batch [x] reaches train_step as the bare tensor x (pack_x_y_sample_weight unwraps it); "
-    "Keras passes the batch as the loader yields it ([x]), so a Keras step's `x = data[0]` takes one sample here",
-)
 def test_a_one_tensor_dataloader_batch_reaches_the_step_as_keras_passes_it():
     x = torch.rand(10, 4)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=5)

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from torchcompile.core.batches import unpack_x_y_sample_weight
+from torchcompile.core.batches import unpack_x_y_sample_weight, yielded_as
 from torchcompile.engine import datasets_adapter, memmap_adapter
 from torchcompile.engine.array_adapter import ArrayDataAdapter
 from torchcompile.engine.data_adapter_utils import (
@@ -151,7 +151,7 @@ class IterableDataAdapter:
                 )
             # Sparse labels cannot be checked against the class count from one batch.
             sample_weight = class_weight_to_sample_weight(y, self.class_weight, check_classes=False)
-        return x, y, sample_weight
+        return yielded_as(batch, x, y, sample_weight)  # a step gets [x] back as [x] (Keras)
 
 
 def _is_map_style(data: Any) -> bool:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from torchcompile import optimizers as optimizers_module
-from torchcompile.core.batches import pack_x_y_sample_weight
+from torchcompile.core.batches import for_step
 from torchcompile.core.tree import flatten
 from torchcompile.engine import data_adapters, distributed, execution, loop, validation
 from torchcompile.engine.compiled import Compiled, leaf_metrics, metric_names_in_order
@@ -216,7 +216,7 @@ class Run:
             _refuse_empty(batch)
             if mode != "predict" and batch[1] is not None and loss and loss.built:
                 loss.check_labels(batch[1])
-        return pack_x_y_sample_weight(*to_device(batch, self.model.device))
+        return for_step(to_device(batch, self.model.device))
 
     def _validation_labels(self, mode: str) -> list:
         # Validation arrays' labels are checked with the training arrays', before the first step.
@@ -290,7 +290,7 @@ def single_batch(model: Trainable, x: Any, y: Any, sample_weight: Any, class_wei
 
 
 def _pack(batch: tuple, mode: str) -> Any:
-    return pack_x_y_sample_weight(*batch)
+    return for_step(batch)
 
 
 def logs_result(logs: dict[str, Any], return_dict: bool, metrics: list) -> Any:
