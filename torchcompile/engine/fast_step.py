@@ -52,6 +52,15 @@ class FastTrainStep:
         # `training` goes to a forward that takes it, else the module is put in training mode.
         self.method = "call" if model.module is model else "forward"
         self.training_argument = module_inputs.takes_argument(model.module, "training", self.method)
+        # Dict inputs go straight in as keywords where module_inputs.forward would do that too: a
+        # forward without `training` or `labels`; the answer is kept for the keys last seen.
+        self.direct_keywords = (
+            self.method == "forward"
+            and not self.training_argument
+            and not module_inputs.takes_argument(model.module, "labels")
+        )
+        self.keys: tuple | None = None
+        self.keywords = False
         self.optimizer = compiled.optimizer
         self.tracker = compiled.loss_tracker
         self.logs = lambda: model.metrics
@@ -82,9 +91,8 @@ class FastTrainStep:
             return self.general(data)
         module = self.module
         ddp = self.compiled.ddp if self.method == "forward" and torch.is_grad_enabled() else None
-        if type(x) is dict:  # keyword inputs (and Hugging Face labels) by Model.forward's own rule
-            inputs = (module_inputs.with_labels(module, x, y),)
-            y_pred = module_inputs.forward(module, inputs, {}, True, through=ddp, method=self.method)
+        if type(x) is dict:
+            y_pred = self._forward_dict(x, y, ddp)
         else:
             target = module.call if self.method == "call" else (ddp or module)
             try:
@@ -109,10 +117,8 @@ class FastTrainStep:
         loss = self.loss(y, y_pred, sample_weight=None)
         if self.weight != 1.0:
             loss = self.weight * loss
-        if type(x) is _Tensor:
-            self.tracker.update_state(loss.detach(), sample_weight=x.shape[0])
-        else:
-            compiled.track_loss(loss, x)
+        # Keras weighs the batch loss by x's first dimension; y's is the same (the adapters check it).
+        self.tracker.update_state(loss.detach(), sample_weight=y.shape[0])
         optimizer = self.optimizer
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -121,3 +127,24 @@ class FastTrainStep:
         for metric in self.metrics:
             metric.update_state(y, detached, sample_weight=None)
         return LazyLogs(self.logs)
+
+    def _forward_dict(self, x: dict, y: torch.Tensor, ddp: Any) -> Any:
+        """The module on dict inputs, as ``Model.forward`` passes them (keywords, one dict, or with
+        Hugging Face ``labels``)."""
+        module = self.module
+        if not self.direct_keywords:
+            inputs = (module_inputs.with_labels(module, x, y),)
+            return module_inputs.forward(module, inputs, {}, True, through=ddp, method=self.method)
+        keys = tuple(x)
+        if keys != self.keys:
+            self.keywords, self.keys = module_inputs.takes_keywords(module, x), keys
+        if not module.training:
+            module.train()
+        target = ddp or module
+        try:
+            return target(**x) if self.keywords else target(x)
+        except RuntimeError as error:
+            hint = module_inputs.channels_last_hint(error)
+            if hint is None:
+                raise
+            raise RuntimeError(f"{error}\n\n{hint}") from error
