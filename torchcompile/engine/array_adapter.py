@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -73,13 +73,29 @@ def _structures_gathered_in_chunks(data: tuple, order: torch.Tensor, batch_size:
     leaves = flatten(data)
     row_bytes = sum(math.prod(t.shape[1:]) * t.element_size() for t in leaves if t is not None)
     per_chunk = max(1, min(CHUNK_BATCHES, CHUNK_BYTES // max(1, row_bytes * batch_size))) * batch_size
+    build = _rebuild(data)
     for chunk_start in range(0, order.shape[0], per_chunk):
         index = order[chunk_start : chunk_start + per_chunk]
         chunk = [None if t is None else t[index] for t in leaves]
         for start in range(0, index.shape[0], batch_size):
             end = start + batch_size
-            parts = iter([None if c is None else c[start:end] for c in chunk])
-            yield map_structure(lambda _: next(parts), data)  # noqa: B023 - used before the next batch
+            yield build([None if c is None else c[start:end] for c in chunk])
+
+
+def _rebuild(data: tuple) -> Callable[[list], tuple]:
+    """``leaves -> data's structure`` holding them (``flatten``'s order): direct for the usual flat dict
+    of inputs, else through ``map_structure``."""
+    x, y, sample_weight = data
+    leaf = (torch.Tensor, type(None))
+    if type(x) is dict and all(isinstance(v, leaf) for v in (*x.values(), y, sample_weight)):
+        keys, n = list(x), len(x)
+        return lambda parts: (dict(zip(keys, parts)), parts[n], parts[n + 1])
+
+    def through_structure(parts: list) -> tuple:
+        remaining = iter(parts)
+        return map_structure(lambda _: next(remaining), data)
+
+    return through_structure
 
 
 def _is_flat(data: tuple) -> bool:
