@@ -27,16 +27,17 @@ both medians over the rounds of (tc, hand loop) pairs. Then, for ``fit(verbose=0
   cost to every Python call, so the profiled overhead is larger than the measured one; the
   last column scales the profiled differences to the measured overhead.
 
-Owners: ``engine/data_adapters.py``, ``data_adapter_utils.py``, ``epoch_iterator.py`` → data
-slicing; ``model.py:forward``, ``engine/module_inputs.py`` and the model's own
-``nn.Module.__call__`` → forward call; ``losses/``, ``CompiledLoss``, ``Model.compute_loss``
-→ loss; ``Compiled.track_loss`` and the ``Mean`` it updates → loss tracker; other metrics,
-``CompiledMetrics``, ``Compiled.update_metrics``, ``Model.compute_metrics`` → metrics;
-``optimizers/`` (step hooks) → optimizer hooks; ``mixed_precision.py`` → precision policy;
-``callbacks/`` → callbacks/bar; ``engine/fast_step.py`` (the default step specialised: its
-loss-tracker update, ``detach`` and calls) → fast step (own lines); ``engine/loop.py``,
-``run.py``, ``execution.py``, the rest of ``model.py`` and ``compiled.py`` → loop
-bookkeeping; ``core/`` and ``metrics/metric.py``'s shared code inherit from their callers.
+Owners: ``engine/data_adapters.py``, ``array_adapter.py``, ``data_adapter_utils.py``,
+``epoch_iterator.py`` and ``core/batches.py`` → data slicing; ``model.py:forward``,
+``engine/module_inputs.py`` and the model's own ``nn.Module.__call__`` → forward call;
+``losses/``, ``CompiledLoss``, ``Model.compute_loss`` → loss; ``Compiled.track_loss`` and the
+``Mean`` it updates → loss tracker; other metrics, ``CompiledMetrics``,
+``Compiled.update_metrics``, ``Model.compute_metrics`` → metrics; ``optimizers/`` (step hooks)
+→ optimizer hooks; ``mixed_precision.py`` → precision policy; ``callbacks/`` → callbacks/bar;
+``engine/fast_step.py`` (the default step specialised: its loss-tracker update, ``detach`` and
+calls) → fast step (own lines); ``engine/loop.py``, ``run.py``, ``execution.py``, the rest of
+``model.py`` and ``compiled.py`` → loop bookkeeping; the rest of ``core/`` and
+``metrics/metric.py``'s shared code inherit from their callers.
 
     python benchmarks/overhead.py                      # both workloads, about a minute
     python benchmarks/overhead.py --markdown           # the tables as benchmarks/README.md carries them
@@ -287,9 +288,15 @@ class Owners:
             if path == file and start <= line < end:
                 return owner
         top = module.split("/")[0]
-        if top == "core" or module == "metrics/metric.py":
+        if (top == "core" and module != "core/batches.py") or module == "metrics/metric.py":
             return None  # shared helpers: charged to whoever called them
-        if module in ("engine/data_adapters.py", "engine/data_adapter_utils.py", "engine/epoch_iterator.py"):
+        if module in (
+            "engine/data_adapters.py",
+            "engine/array_adapter.py",
+            "engine/data_adapter_utils.py",
+            "engine/epoch_iterator.py",
+            "core/batches.py",
+        ):
             return "data slicing"
         if module == "engine/module_inputs.py" or (module == "model.py" and name in ("forward", "_with_labels")):
             return "forward call"
