@@ -321,3 +321,32 @@ def test_fast_step_takes_dict_batches_as_the_general_step(module_class):
     step(batch)
     step(batch)
     assert len(general.calls) == 0  # built by fit: the dict batches run on the fast path
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(1, 2, 3), nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("as_dict", [False, True], ids=["tensor", "dict"])
+def test_fast_step_adds_the_channels_last_hint_as_the_general_step(as_dict):
+    class DictConv(ConvNet):
+        def forward(self, image):
+            return super().forward(image)
+
+    model = tc.Model(DictConv() if as_dict else ConvNet(), device="cpu")
+    model.compile(optimizer="adam", loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    step, _ = _fast_step(model)
+    y = torch.zeros(2, dtype=torch.long)
+
+    def batch(x):
+        return ({"image": x} if as_dict else x), y
+
+    step(batch(torch.zeros(2, 1, 8, 8)))  # the first batch: the general step builds the loss
+    with pytest.raises(RuntimeError, match="channels-last") as caught:
+        step(batch(torch.zeros(2, 8, 8, 1)))
+    assert isinstance(caught.value.__cause__, RuntimeError)

@@ -103,10 +103,7 @@ class FastTrainStep:
                         module.train()
                     y_pred = target(x)
             except RuntimeError as error:
-                hint = module_inputs.channels_last_hint(error)
-                if hint is None:
-                    raise
-                raise RuntimeError(f"{error}\n\n{hint}") from error
+                module_inputs.raise_with_hint(error)
         compiled = self.compiled
         if type(y_pred) is not _Tensor:  # an output structure: the compiled loss and metrics handle it
             loss = compiled.loss(y, y_pred, None)
@@ -144,7 +141,4 @@ class FastTrainStep:
         try:
             return target(**x) if self.keywords else target(x)
         except RuntimeError as error:
-            hint = module_inputs.channels_last_hint(error)
-            if hint is None:
-                raise
-            raise RuntimeError(f"{error}\n\n{hint}") from error
+            module_inputs.raise_with_hint(error)

@@ -97,10 +97,7 @@ def forward(
             return call(target, args[0], signature_of=module)
         return target(*args, **kwargs)
     except RuntimeError as error:
-        hint = channels_last_hint(error)
-        if hint is None:
-            raise
-        raise RuntimeError(f"{error}\n\n{hint}") from error
+        raise_with_hint(error)
 
 
 # torch's convolutions: "Given groups=1, weight of size [4, 1, 3, 3], expected input[2, 28, 28, 1] to have
@@ -111,6 +108,14 @@ _LAYOUTS = {  # spatial dims: (what, Keras' layout, torch's layout)
     2: ("images", "(N, H, W, C)", "(N, C, H, W)"),
     3: ("volumes", "(N, D, H, W, C)", "(N, C, D, H, W)"),
 }
+
+
+def raise_with_hint(error: RuntimeError) -> None:
+    """Raise ``error`` from a module's forward, with the fix appended when it is a known layout mistake."""
+    hint = channels_last_hint(error)
+    if hint is None:
+        raise error
+    raise RuntimeError(f"{error}\n\n{hint}") from error
 
 
 def channels_last_hint(error: BaseException) -> str | None:
