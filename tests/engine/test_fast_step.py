@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""engine/fast_step.py: the specialised default train step gives the general step's results, runs
-only where the model's step methods are its own, and hands every other batch to the general step."""
+"""engine/fast_step.py: the specialised default train and test steps give the general steps' results,
+run only where the model's step methods are its own, and hand every other batch to the general step."""
 
 import numpy as np
 import pytest
@@ -8,14 +8,17 @@ import torch
 from torch import nn
 
 import torchcompile as tc
-from torchcompile.engine.fast_step import FastTrainStep, fast_train_step
+from torchcompile.engine.fast_step import FastStep, fast_step
 
 
 class GeneralStep(tc.Model):
-    """The same train_step, seen as overridden: fit runs the general step on every batch."""
+    """The same steps, seen as overridden: fit and evaluate run the general steps on every batch."""
 
     def train_step(self, data):
         return super().train_step(data)
+
+    def test_step(self, data):
+        return super().test_step(data)
 
 
 def _data(target, n=96, seed=0):
@@ -65,12 +68,15 @@ def test_fast_step_gives_the_general_steps_weights_and_history(config):
     options = dict(dropout=0.3 if "dropout" in config else 0.0, softmax="probabilities" in config)
     fast, general = _model(**options, **compile_args()), _model(GeneralStep, **options, **compile_args())
     torch.manual_seed(1)
-    fast_history = fast.fit(x, y, batch_size=16, epochs=2, verbose=0).history
+    fast_history = fast.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_split=0.25).history
     torch.manual_seed(1)
-    general_history = general.fit(x, y, batch_size=16, epochs=2, verbose=0).history
-    assert fast_history.keys() == general_history.keys()
+    general_history = general.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_split=0.25).history
+    assert fast_history.keys() == general_history.keys() and "val_loss" in fast_history
     for key in fast_history:
         assert fast_history[key] == general_history[key], key
+    assert fast.evaluate(x, y, batch_size=16, verbose=0, return_dict=True) == general.evaluate(
+        x, y, batch_size=16, verbose=0, return_dict=True
+    )
     for (name, a), (_, b) in zip(fast.state_dict().items(), general.state_dict().items()):
         assert torch.equal(a, b), name
 
@@ -86,9 +92,9 @@ def _counting(step):
     return general
 
 
-def _fast_step(model):
-    general = _counting(model.train_step)
-    return fast_train_step(model, model._compiled, general), general
+def _fast_step(model, mode="train"):
+    general = _counting(model.train_step if mode == "train" else model.test_step)
+    return fast_step(model, model._compiled, general, mode, overridden=[]), general
 
 
 def _batches(target="sparse", n=4, batch_size=8):
@@ -100,7 +106,7 @@ def _batches(target="sparse", n=4, batch_size=8):
 def test_fast_step_leaves_only_the_first_batch_to_the_general_step():
     model = _model(loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     step, general = _fast_step(model)
-    assert isinstance(step, FastTrainStep)
+    assert isinstance(step, FastStep)
     for batch in _batches():
         logs = step(batch)
     assert len(general.calls) == 1  # it builds the loss and metrics and runs the first-batch checks
@@ -189,7 +195,7 @@ def test_fast_step_is_not_used_where_the_general_step_does_more(compile_args):
         model.compile(optimizer=torch.optim.LBFGS(module.parameters()), loss=args["loss"])
     else:
         model = _model(**args)
-    assert not isinstance(_fast_step(model)[0], FastTrainStep)
+    assert not isinstance(_fast_step(model)[0], FastStep)
 
 
 class TakesTraining(nn.Module):
@@ -237,7 +243,7 @@ def test_fast_step_passes_keras_training_argument_as_the_general_step(build):
         torch.manual_seed(1)
         histories.append(model.fit(x, y, batch_size=16, epochs=2, verbose=0).history)
         models.append(model)
-    assert isinstance(_fast_step(models[0])[0], FastTrainStep)
+    assert isinstance(_fast_step(models[0])[0], FastStep)
     assert histories[0] == histories[1]
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         assert torch.equal(a, b)
@@ -350,3 +356,29 @@ def test_fast_step_adds_the_channels_last_hint_as_the_general_step(as_dict):
     with pytest.raises(RuntimeError, match="channels-last") as caught:
         step(batch(torch.zeros(2, 8, 8, 1)))
     assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_fast_test_step_leaves_only_a_first_batch_to_the_general_step_and_puts_the_module_in_eval_mode():
+    model = _model(dropout=0.5, loss=tc.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    step, general = _fast_step(model, "test")
+    assert isinstance(step, FastStep)
+    weights = [p.clone() for p in model.parameters()]
+    with torch.no_grad():
+        for batch in _batches():
+            model.module.train()
+            logs = step(batch)
+            assert not model.module.training
+    assert len(general.calls) == 1 and set(logs) == {"loss", "accuracy"}
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))  # nothing trained
+
+
+@pytest.mark.parametrize("method, mode", [("test_step", "test"), ("train_step", "train")])
+def test_a_step_override_keeps_only_its_own_mode_general(method, mode):
+    def override(self, data):
+        return getattr(tc.Model, method)(self, data)
+
+    model = _model(type("Custom", (tc.Model,), {method: override}), loss="mse")
+    run = model._run()
+    other = "train" if mode == "test" else "test"
+    assert not isinstance(run.step_function(mode), FastStep)
+    assert isinstance(run.step_function(other), FastStep)

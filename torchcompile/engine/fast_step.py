@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The default training step, specialised for the common case (issue 19).
+"""The default training and test steps, specialised for the common case (issue 19).
 
-Owns: ``FastTrainStep``, which runs what ``Model.train_step`` runs (forward, compiled loss, loss
-tracker, backward and optimizer step, compiled metrics, lazy logs) in one function, without the
-layers the general step goes through (batch unpacking, the precision context, the output
-structure, the per-output bookkeeping). It is used only where it gives the same results: the
-model's step methods are its own, one loss on one output, float32, no gradient accumulation, no
-closure-taking optimizer, and an ``(x, y)`` batch of tensors (``x`` may be a dict of them). Any
-other batch, and every batch that must run the first-batch checks, goes to the general step.
-Not: what a step computes (``Model.train_step`` defines it; this must agree with it).
+Owns: ``FastStep``, which runs what ``Model.train_step`` runs (forward, compiled loss, loss
+tracker, backward and optimizer step, compiled metrics, lazy logs), or ``Model.test_step`` (the
+same without the update), in one function, without the layers the general step goes through
+(batch unpacking, the precision context, the output structure, the per-output bookkeeping). It
+is used only where it gives the same results: the model's step methods are its own, one loss on
+one output, float32, no gradient accumulation, no closure-taking optimizer, and an ``(x, y)``
+batch of tensors (``x`` may be a dict of them). Any other batch, and every batch that must run
+the first-batch checks, goes to the general step.
+Not: what a step computes (``Model.train_step``/``test_step`` define it; this must agree with them).
 """
 
 from __future__ import annotations
@@ -20,36 +21,45 @@ import torch
 from torchcompile.engine import module_inputs
 from torchcompile.engine.loop import LazyLogs
 
-#: The model's methods the default step runs: a model overriding one of them keeps the general step.
-STEP_METHODS = ("train_step", "compute_loss", "compute_metrics", "forward")
+#: The model's methods the default steps run: a model overriding one keeps the general step.
+STEP_METHODS = ("train_step", "test_step", "compute_loss", "compute_metrics", "forward")
+_SHARED = {"compute_loss", "compute_metrics", "forward"}
 
 _Tensor = torch.Tensor
 
 
-def fast_train_step(model: Any, compiled: Any, step: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``step`` (the model's own ``train_step``) or, where the compile allows it, a ``FastTrainStep``
-    that falls back to ``step`` for any batch it does not take."""
-    if (
-        compiled.loss is None
-        or compiled.optimizer is None
+def fast_step(model: Any, compiled: Any, step: Callable[[Any], Any], mode: str, overridden: Any) -> Callable:
+    """``step`` (the model's own ``train_step`` or ``test_step``) or, where the model and its compile
+    allow it, a ``FastStep`` that falls back to ``step`` for any batch it does not take.
+
+    Args:
+        mode: "train" or "test" (any other mode gets ``step``).
+        overridden: which of ``STEP_METHODS`` the model overrides (None: not known).
+    """
+    if mode not in ("train", "test") or overridden is None or ({f"{mode}_step"} | _SHARED) & set(overridden):
+        return step
+    if compiled.loss is None or compiled.precision.enabled:
+        return step
+    training = mode == "train"
+    if training and (
+        compiled.optimizer is None
         or not compiled.trainable
         or compiled.needs_closure
         or compiled.accumulation is not None
-        or compiled.precision.enabled
     ):
         return step
-    return FastTrainStep(model, compiled, step)
+    return FastStep(model, compiled, step, training)
 
 
-class FastTrainStep:
-    """``Model.train_step`` on an ``(x, y)`` batch of tensors, once the first batch built the loss
-    and metrics; every other batch runs ``general`` (the model's ``train_step``)."""
+class FastStep:
+    """``Model.train_step`` (``training``) or ``test_step`` on an ``(x, y)`` batch of tensors, once
+    the first batch built the loss and metrics; every other batch runs ``general`` (the model's step)."""
 
-    def __init__(self, model: Any, compiled: Any, general: Callable[[Any], Any]):
-        self.model, self.compiled, self.general = model, compiled, general
+    def __init__(self, model: Any, compiled: Any, general: Callable[[Any], Any], training: bool = True):
+        self.model, self.compiled, self.general, self.training = model, compiled, general, training
         self.module = model.module
         # Model.forward's rule: a subclass that is its own network computes through call(); Keras'
-        # `training` goes to a forward that takes it, else the module is put in training mode.
+        # `training` goes to a forward that takes it, else the module is put in the step's mode.
         self.method = "call" if model.module is model else "forward"
         self.training_argument = module_inputs.takes_argument(model.module, "training", self.method)
         # Dict inputs go straight in as keywords where module_inputs.forward would do that too: a
@@ -95,12 +105,13 @@ class FastTrainStep:
             y_pred = self._forward_dict(x, y, ddp)
         else:
             target = module.call if self.method == "call" else (ddp or module)
+            training = self.training
             try:
                 if self.training_argument:
-                    y_pred = target(x, training=True)
+                    y_pred = target(x, training=training)
                 else:
-                    if not module.training:
-                        module.train()
+                    if module.training != training:
+                        module.train(training)
                     y_pred = target(x)
             except RuntimeError as error:
                 module_inputs.raise_with_hint(error)
@@ -108,7 +119,8 @@ class FastTrainStep:
         if type(y_pred) is not _Tensor:  # an output structure: the compiled loss and metrics handle it
             loss = compiled.loss(y, y_pred, None)
             compiled.track_loss(loss, x)
-            compiled.backward_and_step(loss)
+            if self.training:
+                compiled.backward_and_step(loss)
             compiled.update_metrics(y, y_pred, None)
             return LazyLogs(self.logs)
         loss = self.loss(y, y_pred, sample_weight=None)
@@ -116,10 +128,11 @@ class FastTrainStep:
             loss = self.weight * loss
         # Keras weighs the batch loss by x's first dimension; y's is the same (the adapters check it).
         self.tracker.update_state(loss.detach(), sample_weight=y.shape[0])
-        optimizer = self.optimizer
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if self.training:
+            optimizer = self.optimizer
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         detached = y_pred.detach()
         for metric in self.metrics:
             metric.update_state(y, detached, sample_weight=None)
@@ -131,12 +144,12 @@ class FastTrainStep:
         module = self.module
         if not self.direct_keywords:
             inputs = (module_inputs.with_labels(module, x, y),)
-            return module_inputs.forward(module, inputs, {}, True, through=ddp, method=self.method)
+            return module_inputs.forward(module, inputs, {}, self.training, through=ddp, method=self.method)
         keys = tuple(x)
         if keys != self.keys:
             self.keywords, self.keys = module_inputs.takes_keywords(module, x), keys
-        if not module.training:
-            module.train()
+        if module.training != self.training:
+            module.train(self.training)
         target = ddp or module
         try:
             return target(**x) if self.keywords else target(x)

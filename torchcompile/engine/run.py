@@ -29,7 +29,7 @@ from torchcompile.engine.compiled import Compiled, leaf_metrics, metric_names_in
 from torchcompile.engine.device import to_device
 from torchcompile.engine.epoch_iterator import EpochIterator
 from torchcompile.engine.fast_step import STEP_METHODS as STEP_METHODS  # Model names them to Run
-from torchcompile.engine.fast_step import fast_train_step
+from torchcompile.engine.fast_step import fast_step
 from torchcompile.engine.loop import Trainable
 from torchcompile.engine.resume import TrainingState
 
@@ -66,14 +66,14 @@ class Run:
         compiled: what its compile() built, or None (predict needs no compile).
         callbacks: a ``CallbackList``.
         overridden: which of ``STEP_METHODS`` the model overrides (None: not known). Overriding
-            ``train_step`` makes CUDA graphs refuse it; with none overridden, the default step may
-            run as engine/fast_step.py's specialised equivalent.
+            ``train_step`` makes CUDA graphs refuse it; the default train and test steps may run as
+            engine/fast_step.py's specialised equivalents where the model overrides none they use.
     """
 
     def __init__(self, model: Trainable, compiled: Compiled | None, callbacks: Any, overridden: Any = None):
         self.model, self.compiled, self.callbacks = model, compiled, callbacks
         self.custom_train_step = overridden is not None and "train_step" in overridden
-        self.default_step = overridden is not None and not overridden
+        self.overridden = overridden
         self.check_labels_per_batch = False
         self.validation: EpochIterator | None = None  # fit's validation batches, checked with the first step
 
@@ -201,7 +201,7 @@ class Run:
             return step
         graphs = mode == "train" and compiled.cuda_graph
         if not (compiled.jit_compile or graphs):
-            return fast_train_step(model, compiled, step) if mode == "train" and self.default_step else step
+            return fast_step(model, compiled, step, mode, self.overridden)
         if mode not in compiled.step_functions:  # built once per compile(), kept across fit() calls
             compiled.step_functions[mode] = execution.step_function(
                 model, compiled, step, graphs, self.custom_train_step
