@@ -60,8 +60,6 @@ class Compiled:
         if self.loss is not None:
             self.loss.request_checks(*labels)
 
-    @torch.compiler.disable  # under jit_compile it runs eagerly: its per-step host values (Keras' Adam
-    # epsilon, the step count) would make torch.compile recompile the optimizer on every step
     def backward_and_step(self, loss: torch.Tensor) -> None:
         """``zero_grad``, ``loss.backward()`` and one optimizer step (the loss scaled for mixed_float16); a
         model without trainable weights trains nothing, with Keras' warning. With
@@ -116,6 +114,10 @@ class Compiled:
 
     def __post_init__(self) -> None:
         self.compile_metrics = CompileMetrics(self.metrics)  # one view, not one per `model.metrics` read
+        if self.jit_compile:
+            # torch.compile leaves the update eager: its per-step host values (Keras' Adam epsilon, the
+            # step count) would add graphs guarded on them. Eager steps skip the wrapper's cost.
+            self.backward_and_step = torch.compiler.disable(self.backward_and_step)
 
 
 class CompileMetrics:
