@@ -162,13 +162,10 @@ def run_epoch(
         if epoch_iterator.ran_out_of_data and train:
             model.stop_training = True
         return outputs if predict else [last]
-    for steps, group in _groups(batches, steps_per_execution):
+    for steps, group in _groups(batches, steps_per_execution):  # captured groups (CUDA graphs)
         if begin_hook is not None:
             begin_hook(steps[0], None)
-        if run_group is not None:
-            results = run_group([prepare(batch, mode) for batch in group])
-        else:
-            results = [step_fn(prepare(batch, mode)) for batch in group]
+        results = run_group([prepare(batch, mode) for batch in group])
         if mode == "predict":
             outputs.extend(results)
         else:
@@ -209,10 +206,6 @@ def _identity(batch: Any, mode: str) -> Any:
 
 def _groups(batches: Iterator[tuple[int, Any]], size: int) -> Iterator[tuple[list[int], list]]:
     """``(step, batch)`` pairs → ``([steps], [batches])`` of up to ``size``; the last may be shorter."""
-    if size == 1:
-        for step, batch in batches:
-            yield [step], [batch]
-        return
     steps, group = [], []
     for step, batch in batches:
         steps.append(step)
