@@ -62,15 +62,13 @@ class FastStep:
         # `training` goes to a forward that takes it, else the module is put in the step's mode.
         self.method = "call" if model.module is model else "forward"
         self.training_argument = module_inputs.takes_argument(model.module, "training", self.method)
-        # Dict inputs go straight in as keywords where module_inputs.forward would do that too: a
-        # forward without `training` or `labels`; the answer is kept for the keys last seen.
+        # Dict inputs go straight in (as keywords or one dict, by module_inputs' rule) where
+        # module_inputs.forward would pass them so too: a forward without `training` or `labels`.
         self.direct_keywords = (
             self.method == "forward"
             and not self.training_argument
             and not module_inputs.takes_argument(model.module, "labels")
         )
-        self.keys: tuple | None = None
-        self.keywords = False
         self.optimizer = compiled.optimizer
         self.tracker = compiled.loss_tracker
         self.logs = lambda: model.metrics
@@ -145,13 +143,10 @@ class FastStep:
         if not self.direct_keywords:
             inputs = (module_inputs.with_labels(module, x, y),)
             return module_inputs.forward(module, inputs, {}, self.training, through=ddp, method=self.method)
-        keys = tuple(x)
-        if keys != self.keys:
-            self.keywords, self.keys = module_inputs.takes_keywords(module, x), keys
         if module.training != self.training:
             module.train(self.training)
         target = ddp or module
         try:
-            return target(**x) if self.keywords else target(x)
+            return target(**x) if module_inputs.takes_keywords(module, x) else target(x)
         except RuntimeError as error:
             module_inputs.raise_with_hint(error)
