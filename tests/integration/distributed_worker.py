@@ -25,6 +25,11 @@ from torch.utils.data import TensorDataset
 
 import torchcompile as tc
 
+try:  # imported by the tests, or run as a script beside it
+    from tests.integration.interrupt import Interrupt
+except ImportError:
+    from interrupt import Interrupt
+
 GLOBAL_BATCH = 16
 EPOCHS = 3
 
@@ -163,21 +168,6 @@ def fit_stopped_on_one_rank(d: dict) -> dict:
     model = build_model()
     history = model.fit(d["x"], d["y"], batch_size=GLOBAL_BATCH, epochs=EPOCHS, verbose=0, callbacks=[StopOnRankOne()])
     return {"epochs": len(history.history["loss"]), "seen": model.module.seen}
-
-
-class Interrupt(tc.callbacks.Callback):
-    """Raise after batch ``at[1]`` of epoch ``at[0]`` (every process at the same step)."""
-
-    def __init__(self, at: tuple[int, int]):
-        super().__init__()
-        self.at, self.epoch = at, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == self.at:
-            raise KeyboardInterrupt
 
 
 def fit_resumable(d: dict, backup: Path, interrupt_at: tuple[int, int] | None = None) -> dict:

@@ -24,6 +24,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import torchcompile as tc
+
+try:  # imported by the tests, or run as a script beside it
+    from tests.integration.interrupt import Interrupt
+except ImportError:
+    from interrupt import Interrupt
 from torchcompile.engine import distributed
 
 GLOBAL_BATCH = 16
@@ -141,21 +146,6 @@ def fit_arrays(d: dict, files: Path, distribution) -> dict:
         "predict": model.predict(d["xp"], batch_size=8, verbose=0),
         "predict_odd": model.predict(d["xp"][:9], batch_size=4, verbose=0),  # a last batch of one sample
     }
-
-
-class Interrupt(tc.callbacks.Callback):
-    """Raise after batch ``at[1]`` of epoch ``at[0]`` (every process at the same step)."""
-
-    def __init__(self, at):
-        super().__init__()
-        self.at, self.epoch = at, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == self.at:
-            raise KeyboardInterrupt
 
 
 def fit_resumable(d: dict, backup: Path, distribution, interrupt_at=None) -> dict:

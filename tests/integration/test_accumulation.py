@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import torchcompile as tc
+from tests.integration.interrupt import Interrupt
 from tests.integration.test_host_syncs import count_reads  # noqa: F401 - the fixture
 from torchcompile.engine import accumulation
 
@@ -162,19 +163,6 @@ def test_jit_compile_with_accumulation_matches_eager():
 
 
 # ---------------------------------------------------------------- exact resume mid-accumulation
-class _Interrupt(tc.callbacks.Callback):
-    def __init__(self, at):
-        super().__init__()
-        self.at, self.epoch = at, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == self.at:
-            raise KeyboardInterrupt
-
-
 def _resumable_fit(backup, save_freq, interrupt_at=None, policy=None):
     """Dropout, shuffling, a schedule, clipping and EMA: everything a resume must restore."""
     torch.manual_seed(0)
@@ -188,7 +176,7 @@ def _resumable_fit(backup, save_freq, interrupt_at=None, policy=None):
         warnings.simplefilter("ignore", RuntimeWarning)  # mixed_float16 on the CPU
         model.compile(optimizer=optimizer, loss="mse", metrics=["mae"], dtype_policy=policy)
     callbacks = [tc.callbacks.BackupAndRestore(str(backup), save_freq=save_freq, delete_checkpoint=False)]
-    callbacks = ([_Interrupt(interrupt_at)] if interrupt_at else []) + callbacks
+    callbacks = ([Interrupt(interrupt_at)] if interrupt_at else []) + callbacks
     history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, callbacks=callbacks, verbose=0)
     return model, history
 

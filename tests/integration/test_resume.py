@@ -15,6 +15,7 @@ import torch
 
 import torchcompile as tc
 from tests.integration import resume_worker
+from tests.integration.interrupt import Interrupt
 from torchcompile import saving
 
 WORKER = os.path.join(os.path.dirname(__file__), "resume_worker.py")
@@ -88,20 +89,6 @@ def test_sigkill_during_checkpoint_writes_always_leaves_a_loadable_file(tmp_path
         assert all(torch.equal(w, torch.full_like(w, data["i"])) for w in data["weights"].values())
         seen.add(data["i"])
     assert len(seen) > 1  # the kills landed while checkpoints were being replaced
-
-
-class Interrupt(tc.callbacks.Callback):
-    def __init__(self, at):
-        super().__init__()
-        self.at, self.epoch = at, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == self.at:
-            self.at = None
-            raise KeyboardInterrupt
 
 
 def test_keyboard_interrupt_propagates_and_leaves_the_model_usable(tmp_path):
